@@ -1,0 +1,51 @@
+# Async sync/ETL pipeline. `make help` lists the targets.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export XDG_RUNTIME_DIR ?= /tmp/pipeline-runtime-$(shell id -u)
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test unit lint typecheck format bench clean sandbox status
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=python3 …'"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the package with dev extras
+
+demo: $(STAMP) ## embedded Postgres + sandbox APIs + a full sync + summary and example queries
+	$(BIN)/pipeline demo
+
+test: lint typecheck unit ## lint + typecheck + the whole test suite
+
+unit: $(STAMP) ## the test suite only (pytest)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff format check + ruff lint
+	$(BIN)/ruff format --check pipeline tests bench
+	$(BIN)/ruff check pipeline tests bench
+
+format: $(STAMP) ## apply ruff formatting and safe fixes
+	$(BIN)/ruff format pipeline tests bench
+	$(BIN)/ruff check --fix pipeline tests bench
+
+typecheck: $(STAMP) ## mypy --strict on pipeline/
+	$(BIN)/mypy
+
+bench: $(STAMP) ## benchmarks; results in bench/results/
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench
+
+status: $(STAMP) ## pipeline status (streams, checkpoints, last runs)
+	$(BIN)/pipeline status
+
+clean: ## stop the embedded database, remove the venv, caches and the data folder
+	-@test -x $(BIN)/pipeline && $(BIN)/pipeline db stop
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache *.egg-info

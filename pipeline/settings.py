@@ -1,0 +1,395 @@
+"""Typed, frozen configuration: TOML for shape, ``${ENV}`` for secrets, validated once.
+
+``load_settings(path)`` returns a ``Settings`` or raises ``ConfigError`` listing *every* problem,
+each naming the file, the key, the bad value (secrets never shown) and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from pipeline.errors import ConfigError
+from pipeline.redact import redact_url
+
+KINDS = ("kitsu", "anilist", "anilist_v1", "zou", "nekos")
+Kind = Literal["kitsu", "anilist", "anilist_v1", "zou", "nekos"]
+
+RESOURCES: dict[str, tuple[str, ...]] = {
+    "kitsu": ("anime", "manga", "episodes", "categories", "mappings", "characters"),
+    "anilist": ("anime", "manga"),
+    "anilist_v1": ("anime", "manga"),
+    "zou": (
+        "projects",
+        "entity_types",
+        "entities",
+        "task_types",
+        "task_statuses",
+        "tasks",
+        "persons",
+        "comments",
+        "time_spents",
+    ),
+    "nekos": ("images", "artists", "characters", "categories"),
+}
+
+DEFAULT_CONFIG = Path("config/pipeline.toml")
+SECRET_KEYS = frozenset({"token", "password", "client_secret", "refresh_token", "access_token", "secret"})
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class Rate(BaseModel):
+    """``requests`` per ``per_seconds``: the proactive limiter's budget."""
+
+    model_config = _FROZEN
+    requests: PositiveInt
+    per_seconds: PositiveFloat
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.per_seconds
+
+
+class NoAuth(BaseModel):
+    model_config = _FROZEN
+    kind: Literal["none"] = "none"
+
+
+class BearerAuth(BaseModel):
+    model_config = _FROZEN
+    kind: Literal["bearer"]
+    token: SecretStr
+
+
+class OAuthPasswordAuth(BaseModel):
+    model_config = _FROZEN
+    kind: Literal["oauth_password"]
+    username: str
+    password: SecretStr
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+
+
+class OAuthClientCredentialsAuth(BaseModel):
+    model_config = _FROZEN
+    kind: Literal["oauth_client_credentials"]
+    client_id: str
+    client_secret: SecretStr
+    token_url: str | None = None
+
+
+class ZouJWTAuth(BaseModel):
+    model_config = _FROZEN
+    kind: Literal["zou_jwt"]
+    email: str
+    password: SecretStr
+
+
+Auth = Annotated[
+    NoAuth | BearerAuth | OAuthPasswordAuth | OAuthClientCredentialsAuth | ZouJWTAuth,
+    Field(discriminator="kind"),
+]
+
+
+# Conservative per-kind defaults (DESIGN §2). Every one can be overridden per source.
+KIND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "kitsu": {
+        "rate": {"requests": 4, "per_seconds": 1.0},
+        "max_in_flight": 4,
+        "page_size": 20,
+        "rate_limit_reset": "seconds",
+    },
+    "anilist": {
+        "rate": {"requests": 30, "per_seconds": 60.0},
+        "max_in_flight": 1,
+        "page_size": 50,
+        "rate_limit_reset": "epoch",
+        "rate_limit_reserve": 0,
+    },
+    "anilist_v1": {
+        "rate": {"requests": 90, "per_seconds": 60.0},
+        "max_in_flight": 2,
+        "page_size": 40,
+        "rate_limit_reset": "epoch",
+    },
+    "zou": {
+        "rate": {"requests": 10, "per_seconds": 1.0},
+        "max_in_flight": 4,
+        "page_size": 100,
+        "rate_limit_reset": "seconds",
+    },
+    "nekos": {
+        "rate": {"requests": 1, "per_seconds": 1.0},
+        "max_in_flight": 1,
+        "page_size": 25,
+        "rate_limit_reset": "seconds",
+        "violation_budget": 2,
+        "safety_margin_seconds": 0.05,
+    },
+}
+
+MAX_PAGE_SIZE = {"kitsu": 20, "anilist": 50, "anilist_v1": 40, "zou": 1000, "nekos": 25}
+
+
+class SourceSettings(BaseModel):
+    """One configured source; ``name`` is the ``source`` column everywhere."""
+
+    model_config = _FROZEN
+
+    name: str
+    kind: Kind
+    base_url: str
+    resources: tuple[str, ...]
+    rate: Rate
+    max_in_flight: PositiveInt
+    page_size: PositiveInt
+    enabled: bool = True
+    auth: Auth = NoAuth()
+    # HTTP engine knobs (pipeline.http): conservative defaults, all overridable.
+    timeout_seconds: PositiveFloat = 30.0
+    max_attempts: PositiveInt = 6
+    backoff_base_seconds: PositiveFloat = 0.5
+    backoff_max_seconds: PositiveFloat = 60.0
+    max_body_bytes: PositiveInt = 32 * 1024 * 1024
+    safety_margin_seconds: float = Field(default=0.02, ge=0)
+    violation_budget: PositiveInt = 5
+    rate_limit_reset: Literal["epoch", "seconds"] = "seconds"
+    rate_limit_reserve: int = Field(default=1, ge=0)
+    max_pages: PositiveInt | None = None
+    # Connector-specific keys (validated by the connector; see CONNECTOR_OPTIONS).
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"SourceSettings(name={self.name!r}, kind={self.kind!r}, base_url={self.base_url!r})"
+
+
+# Keys a connector accepts beyond the common ones, with their expected Python types.
+CONNECTOR_OPTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "kitsu": {"include_r18": bool, "parallel_pages": int},
+    "anilist": {"partition_years": (list, tuple), "first_year": int, "cursor_lag_seconds": int},
+    "anilist_v1": {"series_pages": bool},
+    "zou": {"event_limit": int, "events_overlap_seconds": int, "fetch_batch": int, "old_server": bool},
+    "nekos": {},
+}
+
+
+class PipelineSettings(BaseModel):
+    """Run-wide knobs: batching, backpressure, rejects, checkpoint lag."""
+
+    model_config = _FROZEN
+    batch_rows: PositiveInt = 5000
+    batch_bytes: PositiveInt = 8 * 1024 * 1024
+    queue_pages: PositiveInt = 8
+    max_reject_share: float = Field(default=0.05, ge=0, le=1)
+    cursor_lag_seconds: int = Field(default=300, ge=0)
+
+
+class DatabaseSettings(BaseModel):
+    model_config = _FROZEN
+    url: SecretStr | None = None
+
+    def __repr__(self) -> str:
+        shown = redact_url(self.url.get_secret_value()) if self.url else None
+        return f"DatabaseSettings(url={shown!r})"
+
+
+class Settings(BaseModel):
+    model_config = _FROZEN
+    path: Path | None = None
+    database: DatabaseSettings = DatabaseSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    sources: dict[str, SourceSettings] = Field(default_factory=dict)
+
+    def enabled_sources(self) -> list[SourceSettings]:
+        return [s for s in self.sources.values() if s.enabled]
+
+    def database_url(self) -> str | None:
+        """``DATABASE_URL`` wins over ``[database] url``; ``None`` means the embedded server."""
+        env = os.environ.get("DATABASE_URL")
+        if env:
+            return env
+        return self.database.url.get_secret_value() if self.database.url else None
+
+
+def config_path(cli_path: str | os.PathLike[str] | None = None) -> Path:
+    """``--config`` wins, then ``PIPELINE_CONFIG``, then ``config/pipeline.toml``."""
+    if cli_path:
+        return Path(cli_path)
+    env = os.environ.get("PIPELINE_CONFIG")
+    return Path(env) if env else DEFAULT_CONFIG
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read, interpolate and validate one TOML file; raise ``ConfigError`` with every problem."""
+    file = config_path(path)
+    environ = os.environ if env is None else env
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{file}: config file not found; pass --config PATH, set PIPELINE_CONFIG, "
+            f"or copy config/pipeline.toml"
+        ) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML ({exc}); fix the syntax at that line") from None
+    return parse_settings(raw, file, environ)
+
+
+def parse_settings(raw: dict[str, Any], file: Path, environ: Mapping[str, str]) -> Settings:
+    problems: list[str] = []
+    data = _interpolate(raw, file, environ, (), problems)
+    top_known = {"database", "pipeline", "sources"}
+    for key in data:
+        if key not in top_known:
+            problems.append(f"{file}: unknown top-level key '{key}'; known: {', '.join(sorted(top_known))}")
+    sources_raw = data.get("sources", {})
+    if not isinstance(sources_raw, dict):
+        problems.append(f"{file}: 'sources' must be a table of [sources.NAME] tables")
+        sources_raw = {}
+    sources: dict[str, Any] = {}
+    for name, body in sources_raw.items():
+        built = _source_dict(name, body, file, problems)
+        if built is not None:
+            sources[name] = built
+    candidate = {
+        "path": file,
+        "database": data.get("database", {}),
+        "pipeline": data.get("pipeline", {}),
+        "sources": sources,
+    }
+    settings: Settings | None = None
+    try:
+        settings = Settings.model_validate(candidate)
+    except ValidationError as exc:
+        problems.extend(_describe(exc, file, candidate))
+    if problems:
+        raise ConfigError(problems)
+    assert settings is not None
+    return settings
+
+
+def _source_dict(name: str, body: Any, file: Path, problems: list[str]) -> dict[str, Any] | None:
+    where = f"{file}: [sources.{name}]"
+    if not isinstance(body, dict):
+        problems.append(f"{where} must be a table")
+        return None
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", name):
+        problems.append(f"{where}: source name must be lower-case letters, digits and _ (it becomes a column value)")
+    kind = body.get("kind")
+    if kind not in KINDS:
+        problems.append(
+            f"{where}.kind = {kind!r}: unknown kind; use one of {', '.join(KINDS)}"
+            if kind is not None
+            else f"{where}: missing 'kind'; use one of {', '.join(KINDS)}"
+        )
+        return None
+    merged: dict[str, Any] = {"name": name, **KIND_DEFAULTS[kind]}
+    common = set(SourceSettings.model_fields) - {"name", "options"}
+    allowed_options = CONNECTOR_OPTIONS[kind]
+    options: dict[str, Any] = {}
+    for key, value in body.items():
+        if key in common:
+            merged[key] = value
+        elif key in allowed_options:
+            expected = allowed_options[key]
+            if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+                problems.append(f"{where}.{key} = {value!r}: wrong type; expected {_type_name(expected)}")
+            options[key] = value
+        else:
+            known = sorted(common | set(allowed_options))
+            problems.append(f"{where}: unknown key '{key}' for kind '{kind}'; known keys: {', '.join(known)}")
+    merged["options"] = options
+    if "base_url" not in body:
+        problems.append(f"{where}: missing 'base_url'; set the API's root URL, e.g. base_url = \"https://…\"")
+    resources = body.get("resources", list(RESOURCES[kind]))
+    if isinstance(resources, list):
+        bad = [r for r in resources if r not in RESOURCES[kind]]
+        if bad:
+            problems.append(
+                f"{where}.resources: unknown resource(s) {bad} for kind '{kind}'; "
+                f"use some of {', '.join(RESOURCES[kind])}"
+            )
+        merged["resources"] = tuple(r for r in resources if r in RESOURCES[kind])
+    page_size = merged.get("page_size")
+    if isinstance(page_size, int) and page_size > MAX_PAGE_SIZE[kind]:
+        problems.append(
+            f"{where}.page_size = {page_size}: above the API's maximum {MAX_PAGE_SIZE[kind]}; lower it"
+        )
+    return merged
+
+
+def _type_name(expected: type | tuple[type, ...]) -> str:
+    if isinstance(expected, tuple):
+        return " or ".join(t.__name__ for t in expected)
+    return expected.__name__
+
+
+def _interpolate(
+    value: Any, file: Path, environ: Mapping[str, str], keys: tuple[str, ...], problems: list[str]
+) -> Any:
+    """Replace ``${VAR}`` in every string; a missing variable is a problem naming it and its key."""
+    if isinstance(value, dict):
+        return {k: _interpolate(v, file, environ, (*keys, k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, file, environ, keys, problems) for v in value]
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            var = match.group(1)
+            if var not in environ:
+                problems.append(
+                    f"{file}: {'.'.join(keys)} refers to environment variable ${{{var}}}, which is not set; "
+                    f"export {var}=… before running"
+                )
+                return ""
+            return environ[var]
+
+        return _ENV_REF.sub(sub, value)
+    return value
+
+
+def _describe(exc: ValidationError, file: Path, candidate: dict[str, Any]) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        if loc[:1] == ["sources"] and len(loc) >= 2:
+            key = f"[sources.{loc[1]}]" + ("." + ".".join(loc[2:]) if len(loc) > 2 else "")
+        else:
+            key = ".".join(loc)
+        leaf = loc[-1] if loc else ""
+        # Never echo secrets; values of other keys help the reader find the line.
+        value = "<redacted>" if leaf in SECRET_KEYS else repr(err.get("input"))
+        if err["type"] == "missing":
+            out.append(f"{file}: {key}: missing required key; add it")
+        elif err["type"] == "extra_forbidden":
+            out.append(f"{file}: {key}: unknown key; remove it or check its spelling")
+        else:
+            out.append(f"{file}: {key} = {value}: {err['msg']}; fix the value")
+    return out

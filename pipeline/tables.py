@@ -1,0 +1,71 @@
+"""Specs of the unified tables: what the generic loader needs to upsert each one.
+
+Two shapes:
+
+* ``EntityTable`` — a row per (source, source_id), upserted, hashed, soft-deletable. Every such
+  table has the common columns ``id`` (identity), ``source``, ``source_id``,
+  ``source_updated_at``, ``content_hash``, ``synced_at``, ``deleted_at``, ``run_id``; ``columns``
+  lists the others.
+* ``LinkTable`` — child rows of an owner (``media_titles`` of a media, ``task_assignees`` of a
+  task). When an owner appears in a batch its links are *replaced* by the batch's set.
+
+A ``Ref`` fills a surrogate foreign key from a natural key in the row: the row carries
+``row[ref.key]`` = the target's ``source_id`` (same ``source``); the loader writes the target's
+``id`` into ``ref.column``, or NULL when the target is not loaded yet (``load.resolve_refs``
+fills it later). Tables are registered in dependency order: parents first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+COMMON_COLUMNS = ("source", "source_id", "source_updated_at", "content_hash", "synced_at", "deleted_at", "run_id")
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    column: str  # surrogate FK column in this table, e.g. "media_id"
+    table: str  # target entity table, e.g. "catalog.media"
+    key: str  # key in the transformed row holding the target's source_id, e.g. "media_source_id"
+    keep_natural: bool = True  # the natural key is also stored in a column named ``key``
+
+
+@dataclass(frozen=True, slots=True)
+class EntityTable:
+    name: str
+    columns: tuple[str, ...]
+    refs: tuple[Ref, ...] = ()
+    volatile: tuple[str, ...] = ()  # columns left out of content_hash
+    json_columns: tuple[str, ...] = ()  # jsonb columns (values are dicts/lists)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkTable:
+    name: str
+    owner: Ref  # links are replaced per owner present in the batch
+    columns: tuple[str, ...]
+    refs: tuple[Ref, ...] = ()
+    json_columns: tuple[str, ...] = ()
+
+
+TableSpec = EntityTable | LinkTable
+
+_REGISTRY: dict[str, TableSpec] = {}
+
+
+def register(*specs: TableSpec) -> None:
+    """Add specs in dependency order (parents before children)."""
+    for spec in specs:
+        _REGISTRY[spec.name] = spec
+
+
+def spec(name: str) -> TableSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"no table spec registered for {name!r}; register it in pipeline.schema") from None
+
+
+def registered() -> list[TableSpec]:
+    """All specs, parents first."""
+    return list(_REGISTRY.values())
