@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -56,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "runs":
             p.add_argument("--last", type=int, default=10, metavar="N")
 
-    p = sub.add_parser("sandbox", help="serve the five API simulators on 127.0.0.1 and write a config for them")
+    p = sub.add_parser(
+        "sandbox", help="serve the five API simulators on 127.0.0.1 and write a config for them"
+    )
     p.add_argument("--size", default="small", choices=("small", "medium", "large"))
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="first port (default: free ports)")
@@ -135,8 +138,8 @@ def _handler(command: str) -> Handler:
     if command in handlers:
         return handlers[command]
     try:
-        from pipeline import commands
-    except ImportError:
+        commands = importlib.import_module("pipeline.commands")
+    except ModuleNotFoundError:
         return _not_available(command)
     found: Handler | None = getattr(commands, "cmd_" + command.replace("-", "_"), None)
     return found or _not_available(command)

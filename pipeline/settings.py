@@ -244,7 +244,9 @@ def config_path(cli_path: str | os.PathLike[str] | None = None) -> Path:
     return Path(env) if env else DEFAULT_CONFIG
 
 
-def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
     """Read, interpolate and validate one TOML file; raise ``ConfigError`` with every problem."""
     file = config_path(path)
     environ = os.environ if env is None else env
@@ -320,7 +322,9 @@ def _source_dict(name: str, body: Any, file: Path, problems: list[str]) -> dict[
         problems.append(f"{where} must be a table")
         return None
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", name):
-        problems.append(f"{where}: source name must be lower-case letters, digits and _ (it becomes a column value)")
+        problems.append(
+            f"{where}: source name must be lower-case letters, digits and _ (it becomes a column value)"
+        )
     kind = body.get("kind")
     if kind not in KINDS:
         problems.append(

@@ -19,7 +19,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-COMMON_COLUMNS = ("source", "source_id", "source_updated_at", "content_hash", "synced_at", "deleted_at", "run_id")
+COMMON_COLUMNS = (
+    "source",
+    "source_id",
+    "source_updated_at",
+    "content_hash",
+    "synced_at",
+    "deleted_at",
+    "run_id",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import pytest
 from pipeline import db
 from tests import dbutil
 
-os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/pipeline-runtime-{os.getuid()}")
+os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/pipeline-runtime-{os.getuid()}")  # noqa: S108
 os.makedirs(os.environ["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
 
 

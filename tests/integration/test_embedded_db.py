@@ -1,4 +1,4 @@
-"""The embedded PostgreSQL: started on demand, reused, safe to start twice at once, skipped with DATABASE_URL."""
+"""Embedded PostgreSQL: started on demand, reused, safe to start twice at once, unused with DATABASE_URL."""
 
 from __future__ import annotations
 
@@ -19,7 +19,12 @@ def run_cli(data_dir: Path, *args: str, database_url: str | None = None) -> subp
     if database_url:
         env["DATABASE_URL"] = database_url
     return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, env=env, timeout=120, check=False
+        [sys.executable, "-m", "pipeline", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
 
 
@@ -62,7 +67,10 @@ def test_two_commands_starting_it_at_once(data_dir: Path) -> None:
     env["PIPELINE_DATA_DIR"] = str(data_dir)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "migrate"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+            [sys.executable, "-m", "pipeline", "migrate"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
         )
         for _ in range(2)
     ]
@@ -73,7 +81,9 @@ def test_two_commands_starting_it_at_once(data_dir: Path) -> None:
 
 def test_not_started_when_database_url_is_set(data_dir: Path) -> None:
     """With DATABASE_URL set, no embedded server is created and its URL (password masked) is used."""
-    result = run_cli(data_dir, "db", "url", database_url="postgresql://etl:s3cret-pw@db.example:5432/warehouse")
+    result = run_cli(
+        data_dir, "db", "url", database_url="postgresql://etl:s3cret-pw@db.example:5432/warehouse"
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "postgresql://etl:***@db.example:5432/warehouse"
     assert "s3cret-pw" not in result.stdout + result.stderr

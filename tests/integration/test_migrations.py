@@ -74,7 +74,7 @@ async def test_new_migration_is_applied_after_the_others(empty_db_url: str, tmp_
 async def test_badly_named_file_is_refused(tmp_path: Path) -> None:
     """A file not named NNN_name.sql is an error that says how to name it."""
     (tmp_path / "init.sql").write_text("SELECT 1;")
-    with pytest.raises(MigrationError, match="NNN_lower_snake.sql"):
+    with pytest.raises(MigrationError, match=r"NNN_lower_snake\.sql"):
         db.discover(tmp_path)
 
 

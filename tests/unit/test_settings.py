@@ -68,7 +68,8 @@ BAD_CONFIGS = {
         ["unknown key 'page_sise'", "known keys:"],
     ),
     "missing env var": (
-        '[sources.n]\nkind = "nekos"\nbase_url = "https://a"\nauth = { kind = "bearer", token = "${NEKOS_TOKEN_X}" }\n',
+        '[sources.n]\nkind = "nekos"\nbase_url = "https://a"\n'
+        'auth = { kind = "bearer", token = "${NEKOS_TOKEN_X}" }\n',
         ["${NEKOS_TOKEN_X}", "sources.n.auth.token", "export NEKOS_TOKEN_X"],
     ),
     "bad toml": ('[sources.k\nkind = "kitsu"\n', ["not valid TOML", "fix the syntax"]),
@@ -88,7 +89,10 @@ BAD_CONFIGS = {
         '[sources.k]\nkind = "kitsu"\nbase_url = "https://a"\npage_size = 500\n',
         ["page_size = 500", "maximum 20"],
     ),
-    "not a URL": ('[sources.k]\nkind = "kitsu"\nbase_url = "kitsu.app"\n', ["base_url = 'kitsu.app'", "http"]),
+    "not a URL": (
+        '[sources.k]\nkind = "kitsu"\nbase_url = "kitsu.app"\n',
+        ["base_url = 'kitsu.app'", "http"],
+    ),
     "bad auth kind": (
         '[sources.k]\nkind = "kitsu"\nbase_url = "https://a"\nauth = { kind = "magic" }\n',
         ["[sources.k].auth", "magic"],
