@@ -8,6 +8,7 @@ is the AniList one.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from collections.abc import Callable, Mapping
@@ -85,6 +86,9 @@ def classify_response(
     data, parsed = _parse_json(body)
     if body_check is not None and parsed:
         refined = body_check(status, data)
+        if refined is not None and refined.outcome is Outcome.RATE_LIMITED and refined.retry_after is None:
+            wait = wait_from_headers(headers, now_wall=now_wall, reset_mode=reset_mode)
+            return dataclasses.replace(refined, retry_after=wait)
         if refined is not None:
             return refined
     if status in RATE_LIMIT_STATUSES:
