@@ -1,0 +1,360 @@
+"""Paginators: small pure objects, one per paging style; no HTTP, no clock, tested on dicts.
+
+Contract (sequential use)::
+
+    paginator = OffsetPaginator("image", limit=25)
+    request = paginator.first_request()
+    while True:
+        page = await client.get_json(request.url, params=request.params)   # or post_json(json=...)
+        items = paginator.update(page)          # read page → update state
+        ...
+        if not paginator.has_next:
+            break
+        request = paginator.next_request()      # build next request
+
+Every paginator refuses to hand out the same request twice (``ContractError``: the API is looping)
+and stops after ``max_pages`` pages with ``capped = True`` so callers know the scan is partial.
+Offset-style paginators also give ``plan()``: every remaining page's request once the total is
+known, so several pages can be in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pipeline.errors import ContractError
+from pipeline.redact import redact_url
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """What to fetch next: a path or absolute URL, query parameters, and a JSON body for POSTs."""
+
+    url: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    json: Any = None
+
+    def token(self) -> str:
+        """A stable identity for loop detection."""
+        return repr((self.url, sorted((k, str(v)) for k, v in self.params.items()), repr(self.json)))
+
+
+class Paginator:
+    """Shared state: pages read, the next request, loop guard and page cap."""
+
+    def __init__(self, *, max_pages: int | None = None) -> None:
+        self.max_pages = max_pages
+        self.pages_read = 0
+        self.capped = False
+        self._next: PageRequest | None = None
+        self._issued: set[str] = set()
+
+    def first_request(self) -> PageRequest:
+        request = self._first()
+        self._issued.add(request.token())
+        return request
+
+    def update(self, page: Any) -> list[Any]:
+        """Read one page, advance the state, and return the page's records."""
+        items = self.items(page)
+        self.pages_read += 1
+        following = self._following(page, items)
+        if following is not None and following.token() in self._issued:
+            raise ContractError(
+                f"pagination loop: {type(self).__name__} was asked for {redact_url(following.url)} "
+                f"{dict(following.params)} a second time after {self.pages_read} pages; the API keeps "
+                f"returning the same cursor, so the scan stops here (raise page_size or event_limit, "
+                f"or check the API version)"
+            )
+        if following is not None and self.max_pages is not None and self.pages_read >= self.max_pages:
+            self.capped = True
+            following = None
+        self._next = following
+        return items
+
+    @property
+    def has_next(self) -> bool:
+        return self._next is not None
+
+    def next_request(self) -> PageRequest:
+        if self._next is None:
+            raise ValueError(f"{type(self).__name__}: no next page (check has_next first)")
+        self._issued.add(self._next.token())
+        return self._next
+
+    def items(self, page: Any) -> list[Any]:
+        raise NotImplementedError
+
+    def _first(self) -> PageRequest:
+        raise NotImplementedError
+
+    def _following(self, page: Any, items: list[Any]) -> PageRequest | None:
+        raise NotImplementedError
+
+
+def _dig(page: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(page, Mapping):
+            return None
+        page = page.get(key)
+    return page
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ContractError(
+            f"expected a JSON array at {where}, got {type(value).__name__}; the API shape changed"
+        )
+    return value
+
+
+def offset_plan(
+    path: str, params: Mapping[str, Any], total: int, size: int, start: int, keys: tuple[str, str]
+) -> list[PageRequest]:
+    """Requests for every offset from ``start`` up to ``total``, ``size`` apart (parallel fetching)."""
+    limit_key, offset_key = keys
+    return [
+        PageRequest(path, {**params, limit_key: size, offset_key: off}) for off in range(start, total, size)
+    ]
+
+
+class JsonApiPaginator(Paginator):
+    """Kitsu JSON:API: ``page[limit]``/``page[offset]``, ``sort=id``; ``links.next``, ``meta.count``."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        limit: int,
+        params: Mapping[str, Any] | None = None,
+        offset: int = 0,
+        max_pages: int | None = None,
+    ) -> None:
+        super().__init__(max_pages=max_pages)
+        self.path = path
+        self.limit = limit
+        self.offset = offset
+        self.params = {"sort": "id", **(params or {})}
+        self.total: int | None = None
+
+    def _first(self) -> PageRequest:
+        return PageRequest(self.path, {**self.params, "page[limit]": self.limit, "page[offset]": self.offset})
+
+    def items(self, page: Any) -> list[Any]:
+        return _list(_dig(page, "data"), "data")
+
+    def _following(self, page: Any, items: list[Any]) -> PageRequest | None:
+        count = _dig(page, "meta", "count")
+        if isinstance(count, int):
+            self.total = count
+        link = _dig(page, "links", "next")
+        return PageRequest(link) if isinstance(link, str) and link and items else None
+
+    def plan(self) -> list[PageRequest]:
+        """After the first page: one request per remaining offset, to fetch them concurrently."""
+        if self.total is None:
+            raise ValueError("plan() needs meta.count: call update() with the first page first")
+        keys = ("page[limit]", "page[offset]")
+        return offset_plan(self.path, self.params, self.total, self.limit, self.offset + self.limit, keys)
+
+
+class OffsetPaginator(Paginator):
+    """Nekos v1: ``limit``/``offset`` with ``{success, data, meta.pagination.total}``."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        limit: int,
+        params: Mapping[str, Any] | None = None,
+        offset: int = 0,
+        max_pages: int | None = None,
+    ) -> None:
+        super().__init__(max_pages=max_pages)
+        self.path = path
+        self.limit = limit
+        self.offset = offset
+        self.params = dict(params or {})
+        self.total: int | None = None
+
+    def _first(self) -> PageRequest:
+        return PageRequest(self.path, {**self.params, "limit": self.limit, "offset": self.offset})
+
+    def items(self, page: Any) -> list[Any]:
+        return _list(_dig(page, "data"), "data")
+
+    def _following(self, page: Any, items: list[Any]) -> PageRequest | None:
+        total = _dig(page, "meta", "pagination", "total")
+        if isinstance(total, int):
+            self.total = total
+        self.offset += self.limit
+        if not items or (self.total is not None and self.offset >= self.total):
+            return None
+        if self.total is None and len(items) < self.limit:
+            return None
+        return PageRequest(self.path, {**self.params, "limit": self.limit, "offset": self.offset})
+
+    def plan(self) -> list[PageRequest]:
+        """After the first page: every remaining offset up to ``meta.pagination.total``."""
+        if self.total is None:
+            raise ValueError("plan() needs meta.pagination.total: call update() with the first page first")
+        return offset_plan(self.path, self.params, self.total, self.limit, self.offset, ("limit", "offset"))
+
+
+class PageNumberPaginator(Paginator):
+    """Zou ``/data/<model>?page=N&limit=L`` → ``{data, total, nb_pages, limit, offset, page}``."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        limit: int,
+        params: Mapping[str, Any] | None = None,
+        page: int = 1,
+        max_pages: int | None = None,
+    ) -> None:
+        super().__init__(max_pages=max_pages)
+        self.path = path
+        self.limit = limit
+        self.page = page
+        self.params = dict(params or {})
+        self.nb_pages: int | None = None
+        self.total: int | None = None
+
+    def _first(self) -> PageRequest:
+        return PageRequest(self.path, {**self.params, "page": self.page, "limit": self.limit})
+
+    def items(self, page: Any) -> list[Any]:
+        return _list(_dig(page, "data"), "data")
+
+    def _following(self, page: Any, items: list[Any]) -> PageRequest | None:
+        nb_pages, total = _dig(page, "nb_pages"), _dig(page, "total")
+        self.nb_pages = nb_pages if isinstance(nb_pages, int) else self.nb_pages
+        self.total = total if isinstance(total, int) else self.total
+        if not items or (self.nb_pages is not None and self.page >= self.nb_pages):
+            return None
+        self.page += 1
+        return PageRequest(self.path, {**self.params, "page": self.page, "limit": self.limit})
+
+
+class ShortPagePaginator(Paginator):
+    """AniList v1 ``browse/<type>?page=N``: a bare JSON array; a short or empty page is the last."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        page_size: int,
+        params: Mapping[str, Any] | None = None,
+        page: int = 1,
+        max_pages: int | None = None,
+    ) -> None:
+        super().__init__(max_pages=max_pages)
+        self.path = path
+        self.page_size = page_size
+        self.page = page
+        self.params = dict(params or {})
+
+    def _first(self) -> PageRequest:
+        return PageRequest(self.path, {**self.params, "page": self.page})
+
+    def items(self, page: Any) -> list[Any]:
+        return _list(page, "the response root")
+
+    def _following(self, page: Any, items: list[Any]) -> PageRequest | None:
+        if len(items) < self.page_size:
+            return None
+        self.page += 1
+        return PageRequest(self.path, {**self.params, "page": self.page})
+
+
+class GraphQLPagePaginator(Paginator):
+    """AniList v2 ``Page(page, perPage){pageInfo{hasNextPage} <field>{…}}``: only hasNextPage is trusted."""
+
+    def __init__(
+        self,
+        url: str,
+        query: str,
+        *,
+        field: str,
+        per_page: int,
+        variables: Mapping[str, Any] | None = None,
+        page: int = 1,
+        max_pages: int | None = None,
+    ) -> None:
+        super().__init__(max_pages=max_pages)
+        self.url = url
+        self.query = query
+        self.field = field
+        self.per_page = per_page
+        self.page = page
+        self.variables = dict(variables or {})
+
+    def _request(self) -> PageRequest:
+        variables = {**self.variables, "page": self.page, "perPage": self.per_page}
+        return PageRequest(self.url, {}, {"query": self.query, "variables": variables})
+
+    def _first(self) -> PageRequest:
+        return self._request()
+
+    def items(self, page: Any) -> list[Any]:
+        return _list(_dig(page, "data", "Page", self.field), f"data.Page.{self.field}")
+
+    def _following(self, page: Any, items: list[Any]) -> PageRequest | None:
+        if _dig(page, "data", "Page", "pageInfo", "hasNextPage") is not True or not items:
+            return None
+        self.page += 1
+        return self._request()
+
+
+class ZouEventsPaginator(Paginator):
+    """Zou ``/data/events/last``: newest first, strictly ``after`` the watermark, walking back in time.
+
+    New servers page with ``cursor_event_id`` (events older than that id). Old servers only have
+    ``before`` (strict, second precision), so the next page asks for ``before = oldest + 1 s`` and
+    drops the events it already returned: nothing sharing the boundary second is skipped.
+    """
+
+    def __init__(
+        self,
+        path: str = "data/events/last",
+        *,
+        after: str | None,
+        limit: int,
+        cursor: bool = True,
+        params: Mapping[str, Any] | None = None,
+        max_pages: int | None = None,
+    ) -> None:
+        super().__init__(max_pages=max_pages)
+        self.path = path
+        self.limit = limit
+        self.cursor = cursor
+        self.params = {**(params or {}), **({"after": after} if after else {})}
+        self._seen: set[str] = set()
+
+    def _first(self) -> PageRequest:
+        return PageRequest(self.path, {**self.params, "limit": self.limit})
+
+    def items(self, page: Any) -> list[Any]:
+        events = _list(page, "the events list")
+        return [e for e in events if not (isinstance(e, Mapping) and e.get("id") in self._seen)]
+
+    def _following(self, page: Any, items: list[Any]) -> PageRequest | None:
+        events = _list(page, "the events list")
+        if len(events) < self.limit or not events:
+            return None
+        oldest = events[-1]
+        if not isinstance(oldest, Mapping) or "id" not in oldest or "created_at" not in oldest:
+            raise ContractError("a Zou event lacks 'id' or 'created_at'; the events API shape changed")
+        if self.cursor:
+            return PageRequest(
+                self.path, {**self.params, "limit": self.limit, "cursor_event_id": oldest["id"]}
+            )
+        self._seen = {e["id"] for e in events if isinstance(e, Mapping) and "id" in e}
+        before = datetime.fromisoformat(str(oldest["created_at"])[:19]) + timedelta(seconds=1)
+        return PageRequest(
+            self.path, {**self.params, "limit": self.limit, "before": before.strftime("%Y-%m-%dT%H:%M:%S")}
+        )
