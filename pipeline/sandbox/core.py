@@ -21,12 +21,15 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from aiohttp import web
 
 from pipeline.sandbox.tokens import TokenStore
+
+if TYPE_CHECKING:
+    from pipeline.sandbox.world import World
 
 CONTROL_PREFIX = "/_sandbox"
 SIZES = ("small", "medium", "large")
@@ -137,7 +140,7 @@ class SandboxContext:
     size: str = "small"
     seed: int = DEFAULT_SEED
     clock: SandboxClock = field(default_factory=SandboxClock)
-    world: Any = None  # pipeline.sandbox.world.World once generated
+    world: World | None = None
     faults: dict[str, Faults] = field(default_factory=dict)
     counters: dict[str, ServiceCounters] = field(default_factory=dict)
     tokens: TokenStore = field(init=False)
@@ -152,7 +155,7 @@ class SandboxContext:
     @classmethod
     def build(cls, size: str = "small", seed: int = DEFAULT_SEED) -> SandboxContext:
         """A context with its world generated (deterministic for one size and seed)."""
-        from pipeline.sandbox.world import generate_world  # type: ignore[import-not-found]
+        from pipeline.sandbox.world import generate_world
 
         if size not in SIZES:
             raise ValueError(f"dataset size {size!r}: use one of {', '.join(SIZES)}")
@@ -160,7 +163,7 @@ class SandboxContext:
         ctx.world = generate_world(size, seed, ctx.clock)
         return ctx
 
-    def need_world(self) -> Any:
+    def need_world(self) -> World:
         if self.world is None:
             raise RuntimeError("this SandboxContext has no world; build it with SandboxContext.build()")
         return self.world
