@@ -94,6 +94,8 @@ CREATE TABLE etl.checkpoints (
     cursor_kind     text,
     scan            jsonb       NOT NULL DEFAULT '{}'::jsonb,
     scan_completed_at timestamptz,
+    scan_auth       text,
+    scan_seen       integer,
     updated_at      timestamptz NOT NULL DEFAULT now(),
     run_id          bigint,
     PRIMARY KEY (source, resource)
@@ -103,8 +105,10 @@ COMMENT ON COLUMN etl.checkpoints.source IS 'Configured source name.';
 COMMENT ON COLUMN etl.checkpoints.resource IS 'Resource name.';
 COMMENT ON COLUMN etl.checkpoints.cursor IS 'Incremental cursor (e.g. an AniList updatedAt or a Zou event timestamp), already capped and lagged.';
 COMMENT ON COLUMN etl.checkpoints.cursor_kind IS 'What the cursor holds (epoch, timestamp, event_id).';
-COMMENT ON COLUMN etl.checkpoints.scan IS 'Progress of the full re-scan in flight: pages committed, expected total, auth identity.';
-COMMENT ON COLUMN etl.checkpoints.scan_completed_at IS 'When the last full re-scan completed.';
+COMMENT ON COLUMN etl.checkpoints.scan IS 'Progress of the full re-scan in flight: scan id, pages committed (ranges), expected total, auth identity, held cursor.';
+COMMENT ON COLUMN etl.checkpoints.scan_completed_at IS 'When the last full re-scan completed; records not soft-deleted were seen by it.';
+COMMENT ON COLUMN etl.checkpoints.scan_auth IS 'Auth identity of the last completed scan (anonymous, user:NAME); a scan with another identity deletes nothing.';
+COMMENT ON COLUMN etl.checkpoints.scan_seen IS 'Distinct records the last completed scan saw.';
 COMMENT ON COLUMN etl.checkpoints.updated_at IS 'Last time this checkpoint moved.';
 COMMENT ON COLUMN etl.checkpoints.run_id IS 'Run that moved it last.';
 
@@ -177,10 +181,21 @@ COMMENT ON TABLE raw.records IS 'Every record exactly as fetched; pipeline repla
 COMMENT ON COLUMN raw.records.source IS 'Configured source name.';
 COMMENT ON COLUMN raw.records.resource IS 'Resource name.';
 COMMENT ON COLUMN raw.records.source_id IS 'The record''s id in the source.';
-COMMENT ON COLUMN raw.records.payload IS 'The record verbatim (JSON).';
+COMMENT ON COLUMN raw.records.payload IS 'The record verbatim (JSON) as of its last content change; volatile keys (signed URLs) may be older.';
 COMMENT ON COLUMN raw.records.content_hash IS 'Hash of the payload without volatile keys (signed URLs, expiry).';
 COMMENT ON COLUMN raw.records.first_seen_at IS 'First time it was fetched.';
-COMMENT ON COLUMN raw.records.last_seen_at IS 'Last time it was fetched.';
+COMMENT ON COLUMN raw.records.last_seen_at IS 'Last time it was fetched with new content (or brought back); unchanged re-fetches are not rewritten, see etl.checkpoints.scan_completed_at.';
 COMMENT ON COLUMN raw.records.last_changed_at IS 'Last time its content_hash changed.';
 COMMENT ON COLUMN raw.records.deleted_at IS 'Set when the source no longer has it (completed scan or delete event).';
 COMMENT ON COLUMN raw.records.run_id IS 'Run that last changed it.';
+
+-- Ids seen by the scans in flight, for delete detection. UNLOGGED: no WAL for a re-scan of unchanged
+-- data; a server crash empties it, and a scan that then counts fewer ids than expected deletes nothing.
+CREATE UNLOGGED TABLE etl.scan_seen (
+    scan_id     text NOT NULL,
+    source_id   text NOT NULL,
+    PRIMARY KEY (scan_id, source_id)
+);
+COMMENT ON TABLE etl.scan_seen IS 'Record ids seen by each full scan in flight (emptied when the scan completes).';
+COMMENT ON COLUMN etl.scan_seen.scan_id IS 'Scan token (from etl.checkpoints.scan or an etl.backfills progress entry).';
+COMMENT ON COLUMN etl.scan_seen.source_id IS 'raw.records.source_id of a record the scan fetched.';

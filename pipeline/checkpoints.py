@@ -1,0 +1,327 @@
+"""Checkpoints and scan progress: what a stream has durably done, advanced inside the data's transaction.
+
+Three kinds of progress, all per (source, resource):
+
+* **cursor** (incremental runs): ``etl.checkpoints.cursor`` = max(old, min(page cursor, run start) − lag).
+  Datetimes and epoch numbers are capped and lagged; strings (event ids) are stored as given.
+* **scan** (full re-scans): ``etl.checkpoints.scan`` = {scan_id, auth, pages: committed page ranges,
+  expected_total, cursor held back until completion}. Pages may commit out of order; the set is
+  what resumes, never "the last page". Completion records ``scan_completed_at``, clears the scan
+  and, when the rules allow (``complete_scan``), soft-deletes what the scan did not see.
+* **backfill**: the same scan shape in ``etl.backfills.progress[resource]``, never touching the
+  nightly row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import asyncpg
+import orjson
+
+from pipeline.load import AfterHook, delete_unseen, soft_delete
+
+Mode = Literal["full", "incremental", "backfill"]
+Cursor = datetime | int | float | str
+
+
+class PageSet:
+    """Committed page keys as sorted disjoint inclusive ranges: small however many pages commit."""
+
+    def __init__(self, ranges: Iterable[Sequence[int]] = ()) -> None:
+        self._ranges: list[list[int]] = []
+        for lo, hi in ranges:
+            self._merge(int(lo), int(hi))
+
+    def _merge(self, lo: int, hi: int) -> None:
+        merged: list[list[int]] = []
+        for a, b in sorted([*self._ranges, [lo, hi]]):
+            if merged and a <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        self._ranges = merged
+
+    def add(self, key: int) -> None:
+        self._merge(key, key)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, int) and any(lo <= key <= hi for lo, hi in self._ranges)
+
+    def __len__(self) -> int:
+        return sum(hi - lo + 1 for lo, hi in self._ranges)
+
+    def first_missing(self, start: int = 0) -> int:
+        """The lowest key ≥ ``start`` not committed: where a sequential walk resumes."""
+        key = start
+        for lo, hi in self._ranges:
+            if lo <= key <= hi:
+                key = hi + 1
+        return key
+
+    def ranges(self) -> list[list[int]]:
+        return [list(r) for r in self._ranges]
+
+    def __repr__(self) -> str:
+        return f"PageSet({self._ranges})"
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A backfill's window; ``full`` means a whole re-scan."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    full: bool = False
+
+
+@dataclass(slots=True)
+class StreamState:
+    """What a connector needs to know to fetch only what is left to do."""
+
+    source: str
+    resource: str
+    mode: Mode
+    run_started_at: datetime
+    auth: str = "anonymous"
+    cursor: Cursor | None = None  # capped and lagged; fetch changes at or after it
+    committed: PageSet = field(default_factory=PageSet)  # scan pages already committed: skip them
+    scan_id: str | None = None
+    expected_total: int | None = None
+    window: Window | None = None
+    backfill_id: int | None = None
+    held_cursor: Cursor | None = None  # a full scan's cursor, committed only when the scan completes
+
+    def scan_json(self) -> dict[str, Any]:
+        held, kind = encode_cursor(self.held_cursor)
+        return {
+            "scan_id": self.scan_id,
+            "auth": self.auth,
+            "started_at": self.run_started_at.isoformat(),
+            "pages": self.committed.ranges(),
+            "expected_total": self.expected_total,
+            "held_cursor": held,
+            "held_kind": kind,
+        }
+
+
+def encode_cursor(value: Cursor | None) -> tuple[str | None, str | None]:
+    if value is None:
+        return None, None
+    if isinstance(value, datetime):
+        return value.isoformat(), "timestamp"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(value), "epoch"
+    return str(value), "opaque"
+
+
+def decode_cursor(text: str | None, kind: str | None) -> Cursor | None:
+    if text is None:
+        return None
+    if kind == "timestamp":
+        return datetime.fromisoformat(text)
+    if kind == "epoch":
+        return float(text) if "." in text or "e" in text else int(text)
+    return text
+
+
+def cap_cursor(value: Cursor, run_started_at: datetime, lag_seconds: float) -> Cursor:
+    """min(value, run start) − lag for time-like cursors; other cursors unchanged."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return min(moment, run_started_at) - timedelta(seconds=lag_seconds)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        capped = min(value, run_started_at.timestamp()) - lag_seconds
+        return int(capped) if isinstance(value, int) else capped
+    return value
+
+
+def later(old: Cursor | None, new: Cursor) -> Cursor:
+    """Cursors never move backwards (a kind change takes the new value)."""
+    if old is None or type(old) is not type(new) or isinstance(new, str):
+        return new
+    return max(old, new)
+
+
+async def read_checkpoint(conn: asyncpg.Connection, source: str, resource: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM etl.checkpoints WHERE source = $1 AND resource = $2", source, resource
+    )
+
+
+def _resume_scan(state: StreamState, scan: dict[str, Any] | None) -> StreamState:
+    """Continue the scan in flight when it was made with the same identity, else start a new one."""
+    if scan and scan.get("scan_id") and scan.get("auth") == state.auth:
+        return replace(
+            state,
+            scan_id=scan["scan_id"],
+            committed=PageSet(scan.get("pages", ())),
+            expected_total=scan.get("expected_total"),
+            held_cursor=decode_cursor(scan.get("held_cursor"), scan.get("held_kind")),
+        )
+    return replace(state, scan_id=uuid.uuid4().hex, committed=PageSet())
+
+
+async def begin_stream(
+    conn: asyncpg.Connection,
+    source: str,
+    resource: str,
+    *,
+    full: bool,
+    incremental_capable: bool,
+    auth: str,
+    run_started_at: datetime,
+) -> StreamState:
+    """Decide the mode (incremental only once a cursor exists) and load what resumes it."""
+    row = await read_checkpoint(conn, source, resource)
+    cursor = decode_cursor(row["cursor"], row["cursor_kind"]) if row else None
+    scan = _as_dict(row["scan"]) if row else None
+    mode: Mode = "incremental" if incremental_capable and cursor is not None and not full else "full"
+    state = StreamState(source, resource, mode, run_started_at, auth=auth, cursor=cursor)
+    return _resume_scan(state, scan) if mode == "full" else state
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    """jsonb arrives decoded on pool connections (codec) and as text on bare ones."""
+    if isinstance(value, str):
+        loaded: dict[str, Any] = orjson.loads(value)
+        return loaded
+    return dict(value or {})
+
+
+@dataclass(slots=True)
+class Tracker:
+    """Advances one stream's progress; ``hook`` returns the in-transaction write for a batch."""
+
+    state: StreamState
+    lag_seconds: float
+    run_id: int | None
+    owned_tables: tuple[str, ...] = ()
+
+    def hook(
+        self,
+        keys: Iterable[int],
+        cursor: Cursor | None,
+        expected_total: int | None,
+        deletes: dict[str, list[str]] | None = None,
+    ) -> AfterHook:
+        state = self.state
+        for key in keys:
+            state.committed.add(key)
+        if expected_total is not None:
+            state.expected_total = expected_total
+        if cursor is not None and state.mode == "backfill":
+            state.cursor = cursor  # a resume position inside the window, not a nightly watermark
+        elif cursor is not None:
+            capped = cap_cursor(cursor, state.run_started_at, self.lag_seconds)
+            if state.mode == "incremental":
+                state.cursor = later(state.cursor, capped)
+            else:
+                state.held_cursor = later(state.held_cursor, capped)
+
+        async def write(conn: asyncpg.Connection) -> None:
+            for target, ids in (deletes or {}).items():
+                await soft_delete(conn, target, state.source, ids)
+            if state.mode == "backfill":
+                await save_backfill_progress(conn, state)
+            elif state.mode == "incremental":
+                await self._save_cursor(conn, state.cursor)
+            else:
+                await conn.execute(
+                    """INSERT INTO etl.checkpoints (source, resource, scan, run_id)
+                       VALUES ($1, $2, $3::text::jsonb, $4)
+                       ON CONFLICT (source, resource) DO UPDATE
+                       SET scan = EXCLUDED.scan, updated_at = now(), run_id = EXCLUDED.run_id""",
+                    state.source,
+                    state.resource,
+                    _dumps(state.scan_json()),
+                    self.run_id,
+                )
+
+        return write
+
+    async def _save_cursor(self, conn: asyncpg.Connection, cursor: Cursor | None) -> None:
+        text, kind = encode_cursor(cursor)
+        await conn.execute(
+            """INSERT INTO etl.checkpoints (source, resource, cursor, cursor_kind, run_id)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (source, resource) DO UPDATE SET cursor = EXCLUDED.cursor,
+                   cursor_kind = EXCLUDED.cursor_kind, updated_at = now(), run_id = EXCLUDED.run_id""",
+            self.state.source,
+            self.state.resource,
+            text,
+            kind,
+            self.run_id,
+        )
+
+    async def complete(self, conn: asyncpg.Connection) -> int:
+        """The connector ran out of pages: close the scan (deleting the unseen when allowed)."""
+        state = self.state
+        if state.mode == "incremental":
+            return 0
+        async with conn.transaction():
+            seen = await conn.fetchval("SELECT count(*) FROM etl.scan_seen WHERE scan_id = $1", state.scan_id)
+            row = await read_checkpoint(conn, state.source, state.resource)
+            previous_auth = row["scan_auth"] if row else None
+            may_delete = (
+                state.mode == "full" or (state.window is not None and state.window.full)
+            ) and deletes_allowed(state, seen, previous_auth)
+            deleted = 0
+            if may_delete:
+                assert state.scan_id is not None
+                deleted = await delete_unseen(
+                    conn, state.source, state.resource, state.scan_id, self.owned_tables
+                )
+            if state.mode == "backfill":
+                await save_backfill_progress(conn, state, done=True)
+            else:
+                text, kind = encode_cursor(
+                    later(state.cursor, state.held_cursor) if state.held_cursor else None
+                )
+                await conn.execute(
+                    """INSERT INTO etl.checkpoints AS c (source, resource, scan, scan_completed_at, scan_auth,
+                                                         scan_seen, cursor, cursor_kind, run_id)
+                       VALUES ($1, $2, '{}'::jsonb, now(), $3, $4, $5, $6, $7)
+                       ON CONFLICT (source, resource) DO UPDATE SET scan = '{}'::jsonb,
+                           scan_completed_at = now(), scan_auth = EXCLUDED.scan_auth,
+                           scan_seen = EXCLUDED.scan_seen, updated_at = now(), run_id = EXCLUDED.run_id,
+                           cursor = COALESCE(EXCLUDED.cursor, c.cursor),
+                           cursor_kind = COALESCE(EXCLUDED.cursor_kind, c.cursor_kind)""",
+                    state.source,
+                    state.resource,
+                    state.auth,
+                    seen,
+                    text,
+                    kind,
+                    self.run_id,
+                )
+            await conn.execute("DELETE FROM etl.scan_seen WHERE scan_id = $1", state.scan_id)
+        return deleted
+
+
+def deletes_allowed(state: StreamState, seen: int, previous_auth: str | None) -> bool:
+    """Only a scan that saw the whole expected total, with the identity of the last complete scan."""
+    if state.expected_total is None or seen < state.expected_total:
+        return False
+    return previous_auth is None or previous_auth == state.auth
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def save_backfill_progress(conn: asyncpg.Connection, state: StreamState, *, done: bool = False) -> None:
+    entry = {**state.scan_json(), "done": done}
+    cursor, kind = encode_cursor(state.cursor)
+    entry.update(cursor=cursor, cursor_kind=kind)
+    await conn.execute(
+        "UPDATE etl.backfills SET progress = progress || jsonb_build_object($2::text, $3::text::jsonb) "
+        "WHERE id = $1",
+        state.backfill_id,
+        state.resource,
+        _dumps(entry),
+    )

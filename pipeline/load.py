@@ -1,0 +1,498 @@
+"""The loader: one ``Batch`` → one transaction of staged COPY upserts, guided by ``pipeline.tables``.
+
+Per entity table: rows are deduplicated in Python (last wins), hashed (``content_hash``: BLAKE2b of
+the data columns minus ``EntityTable.volatile``), COPY'd into a per-connection temp staging table,
+then one ``INSERT … SELECT … ON CONFLICT (source, source_id) DO UPDATE`` writes only the rows an
+anti-join finds new, changed or soft-deleted: an unchanged re-run rewrites nothing. References are
+natural keys resolved to surrogate ids by ``LEFT JOIN`` (NULL while the target is missing;
+``resolve_refs`` fills them later). Link tables are diffed per owner present in the batch (delete
+what is gone, insert what is new). ``raw.records`` takes the same staged anti-join path keyed by the
+payload's hash minus ``RawRecord.volatile`` paths. Rejects are inserted as they are. The caller's
+``after`` hook (checkpoint advance) runs last, inside the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from pipeline import tables
+from pipeline.records import Batch, RawRecord
+from pipeline.tables import EntityTable, LinkTable
+
+AfterHook = Callable[[asyncpg.Connection], Awaitable[None]]
+_HASH_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+_JSON_TYPES = frozenset({"json", "jsonb"})
+
+
+@dataclass(slots=True)
+class LoadCounts:
+    """What one batch (or a whole stream, summed) did to the database."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    raw_written: int = 0
+    links_written: int = 0
+    rejected: int = 0
+    tables: dict[str, int] = field(default_factory=dict)  # rows written per table
+
+    def add(self, other: LoadCounts) -> None:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.raw_written += other.raw_written
+        self.links_written += other.links_written
+        self.rejected += other.rejected
+        for name, n in other.tables.items():
+            self.tables[name] = self.tables.get(name, 0) + n
+
+
+def _default(value: Any) -> Any:
+    return str(value)  # Decimal, UUID and friends hash by their text form
+
+
+def row_hash(values: Sequence[Any]) -> bytes:
+    """Stable 16-byte hash of a row's values (key order of nested objects does not matter)."""
+    return hashlib.blake2b(orjson.dumps(values, option=_HASH_OPTS, default=_default), digest_size=16).digest()
+
+
+def strip_paths(payload: Mapping[str, Any], paths: Iterable[str]) -> dict[str, Any]:
+    """A copy of ``payload`` without the dotted ``paths``; only the touched dicts are copied."""
+    out = dict(payload)
+    for path in paths:
+        head, _, rest = path.partition(".")
+        if head not in out:
+            continue
+        if not rest:
+            del out[head]
+        elif isinstance(out[head], Mapping):
+            out[head] = strip_paths(out[head], (rest,))
+    return out
+
+
+def raw_hash(record: RawRecord) -> tuple[bytes, str]:
+    """(content hash minus volatile paths, payload JSON text to store)."""
+    text = orjson.dumps(record.payload, option=_HASH_OPTS, default=_default)
+    if record.volatile:
+        stable = orjson.dumps(
+            strip_paths(record.payload, record.volatile), option=_HASH_OPTS, default=_default
+        )
+        return hashlib.blake2b(stable, digest_size=16).digest(), text.decode()
+    return hashlib.blake2b(text, digest_size=16).digest(), text.decode()
+
+
+def _ident(name: str) -> str:
+    """Quote ``schema.table`` or ``column`` safely."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
+
+
+def _stage_name(table: str) -> str:
+    return "stg_" + re.sub(r"[^a-z0-9_]", "_", table.lower())
+
+
+def _coercer(pg_type: str) -> Callable[[Any], Any] | None:
+    """Binary COPY needs real dates; transforms may hand ISO strings."""
+    if pg_type == "date":
+        return lambda v: date.fromisoformat(v) if isinstance(v, str) else v
+    if pg_type.startswith("timestamp"):
+        return lambda v: datetime.fromisoformat(v) if isinstance(v, str) else v
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How one table is staged and merged on this connection."""
+
+    stage: str
+    keys: tuple[str, ...]  # row keys copied into staging, in order
+    coerce: tuple[Callable[[Any], Any] | None, ...]
+    json_keys: frozenset[str]
+    target_types: Mapping[str, str]
+    has_source: bool = False
+    has_run_id: bool = False
+
+
+class Loader:
+    """Writes batches for one source on one connection (staging tables are created once per connection)."""
+
+    def __init__(self, conn: asyncpg.Connection, source: str, run_id: int | None) -> None:
+        self.conn = conn
+        self.source = source
+        self.run_id = run_id
+        self._plans: dict[str, _Plan] = {}
+
+    async def load(
+        self,
+        batch: Batch,
+        *,
+        after: AfterHook | None = None,
+        land_raw: bool = True,
+        seen_scan: str | None = None,
+    ) -> LoadCounts:
+        """Write ``batch`` and run ``after`` in one transaction; return what changed."""
+        counts = LoadCounts()
+        order = [s.name for s in tables.registered()]
+        unknown = [name for name in batch.rows if name not in order]
+        if unknown:
+            raise KeyError(f"batch has rows for unregistered table(s) {unknown}; register their specs")
+        async with self.conn.transaction():
+            for name in order:
+                spec = tables.spec(name)
+                rows = batch.rows.get(name)
+                if isinstance(spec, EntityTable) and rows:
+                    await self._upsert_entities(spec, rows, counts)
+            for name in order:
+                spec = tables.spec(name)
+                if isinstance(spec, LinkTable):
+                    await self._replace_links(spec, batch, counts)
+            if land_raw and batch.raw:
+                await self._upsert_raw(batch.raw, counts, seen_scan)
+            if batch.rejects:
+                await self._insert_rejects(batch)
+                counts.rejected = len(batch.rejects)
+            if after is not None:
+                await after(self.conn)
+        return counts
+
+    async def _plan(self, name: str, staged: Sequence[tuple[str, str | None]]) -> _Plan:
+        """Create the staging table (typed like the target) once; ``staged`` = (key, column or None=text)."""
+        plan = self._plans.get(name)
+        if plan is not None:
+            return plan
+        rows = await self.conn.fetch(
+            "SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute "
+            "WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
+            name,
+        )
+        types = {r["attname"]: r["type"] for r in rows}
+        cols, coerce, json_keys = [], [], set()
+        for key, column in staged:
+            pg_type = types.get(column, "text") if column else "text"
+            if column and column not in types:
+                raise KeyError(
+                    f"{name} has no column {column!r} named by its table spec; fix the spec or the SQL"
+                )
+            if pg_type in _JSON_TYPES:
+                json_keys.add(key)
+                pg_type = "text"  # staged as JSON text, cast on insert (changed rows only)
+            cols.append(f"{_ident(key)} {pg_type}")
+            coerce.append(_coercer(pg_type))
+        stage = _stage_name(name)
+        await self.conn.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({', '.join(cols)}) ON COMMIT DELETE ROWS"
+        )
+        plan = _Plan(
+            stage,
+            tuple(k for k, _ in staged),
+            tuple(coerce),
+            frozenset(json_keys),
+            types,
+            has_source="source" in types,
+            has_run_id="run_id" in types,
+        )
+        self._plans[name] = plan
+        return plan
+
+    def _tuple(self, plan: _Plan, row: Mapping[str, Any], given: Mapping[str, Any]) -> tuple[Any, ...]:
+        values = []
+        for key, fix in zip(plan.keys, plan.coerce, strict=True):
+            value = given[key] if key in given else row.get(key)
+            if value is not None:
+                if key in plan.json_keys:
+                    value = orjson.dumps(value, default=_default).decode()
+                elif fix is not None:
+                    value = fix(value)
+            values.append(value)
+        return tuple(values)
+
+    async def _upsert_entities(
+        self, spec: EntityTable, rows: list[dict[str, Any]], counts: LoadCounts
+    ) -> None:
+        ref_columns = {r.column for r in spec.refs}
+        data = [c for c in spec.columns if c not in ref_columns]
+        ref_keys = [r.key for r in spec.refs if r.key not in data]
+        hashed = [c for c in (*data, *ref_keys) if c not in spec.volatile]
+        staged = [
+            ("source_id", None),
+            ("source_updated_at", "source_updated_at"),
+            ("content_hash", "content_hash"),
+            *((c, c) for c in data),
+            *((k, None) for k in ref_keys),
+        ]
+        plan = await self._plan(spec.name, staged)
+        latest: dict[str, tuple[Any, ...]] = {}
+        for row in rows:
+            source_id = str(row["source_id"])
+            digest = row_hash([row.get(c) for c in hashed])
+            latest[source_id] = self._tuple(plan, row, {"source_id": source_id, "content_hash": digest})
+        await self.conn.copy_records_to_table(
+            plan.stage, records=list(latest.values()), columns=list(plan.keys)
+        )
+        kept = [r for r in spec.refs if r.keep_natural and r.key in plan.target_types and r.key not in data]
+        insert_cols = [
+            "source",
+            "source_id",
+            "source_updated_at",
+            "content_hash",
+            "synced_at",
+            "deleted_at",
+            "run_id",
+            *data,
+            *(r.key for r in kept),
+            *(r.column for r in spec.refs),
+        ]
+        select = [
+            "$1",
+            "s.source_id",
+            "s.source_updated_at",
+            "s.content_hash",
+            "now()",
+            "NULL",
+            "$2",
+            *(self._cast(plan, c) for c in data),
+            *(f"s.{_ident(r.key)}" for r in kept),
+            *(f"r{i}.id" for i in range(len(spec.refs))),
+        ]
+        joins = "".join(
+            f" LEFT JOIN {_ident(r.table)} r{i} ON r{i}.source = $1 AND r{i}.source_id = s.{_ident(r.key)}"
+            for i, r in enumerate(spec.refs)
+        )
+        updates = ", ".join(f"{_ident(c)} = EXCLUDED.{_ident(c)}" for c in insert_cols[2:])
+        sql = f"""
+            WITH written AS (
+                INSERT INTO {_ident(spec.name)} AS t ({", ".join(map(_ident, insert_cols))})
+                SELECT {", ".join(select)}
+                FROM {plan.stage} s
+                LEFT JOIN {_ident(spec.name)} cur ON cur.source = $1 AND cur.source_id = s.source_id{joins}
+                WHERE cur.source_id IS NULL OR cur.content_hash IS DISTINCT FROM s.content_hash
+                   OR cur.deleted_at IS NOT NULL
+                ON CONFLICT (source, source_id) DO UPDATE SET {updates}
+                RETURNING (xmax = 0) AS fresh
+            )
+            SELECT count(*) FILTER (WHERE fresh) AS inserted, count(*) FILTER (WHERE NOT fresh) AS updated
+            FROM written"""
+        result = await self.conn.fetchrow(sql, self.source, self.run_id)
+        counts.inserted += result["inserted"]
+        counts.updated += result["updated"]
+        counts.unchanged += len(latest) - result["inserted"] - result["updated"]
+        counts.tables[spec.name] = counts.tables.get(spec.name, 0) + result["inserted"] + result["updated"]
+
+    def _cast(self, plan: _Plan, column: str) -> str:
+        if column in plan.json_keys:
+            return f"s.{_ident(column)}::{plan.target_types[column]}"
+        return f"s.{_ident(column)}"
+
+    async def _replace_links(self, spec: LinkTable, batch: Batch, counts: LoadCounts) -> None:
+        """Make each owner's links in ``spec`` equal the batch's set, touching only the difference."""
+        rows = batch.rows.get(spec.name, [])
+        owner = spec.owner
+        owners = {str(r[owner.key]) for r in rows if r.get(owner.key) is not None}
+        owners.update(str(r["source_id"]) for r in batch.rows.get(owner.table, ()))
+        if not owners:
+            return
+        ref_columns = {r.column for r in spec.refs} | {owner.column}
+        data = [c for c in spec.columns if c not in ref_columns and c != owner.key]
+        ref_keys = [r.key for r in spec.refs if r.key not in data]
+        staged = [(owner.key, None), *((c, c) for c in data), *((k, None) for k in ref_keys)]
+        plan = await self._plan(spec.name, staged)
+        if rows:
+            records = [self._tuple(plan, r, {owner.key: str(r[owner.key])}) for r in rows if r.get(owner.key)]
+            await self.conn.copy_records_to_table(plan.stage, records=records, columns=list(plan.keys))
+        kept = [
+            r
+            for r in (owner, *spec.refs)
+            if r.keep_natural and r.key in plan.target_types and r.key not in data
+        ]
+        compare = [owner.column, *(r.key for r in kept), *data, *(r.column for r in spec.refs)]
+        select = [
+            "o.id",
+            *(f"s.{_ident(r.key)}" for r in kept),
+            *(self._cast(plan, c) for c in data),
+            *(f"r{i}.id" for i in range(len(spec.refs))),
+        ]
+        joins = "".join(
+            f" LEFT JOIN {_ident(r.table)} r{i} ON r{i}.source = $1 AND r{i}.source_id = s.{_ident(r.key)}"
+            for i, r in enumerate(spec.refs)
+        )
+        aliased = ", ".join(f"{e} AS {_ident(c)}" for e, c in zip(select, compare, strict=True))
+        want = (
+            f"SELECT DISTINCT {aliased} "
+            f"FROM {plan.stage} s JOIN {_ident(owner.table)} o ON o.source = $1 "
+            f"AND o.source_id = s.{_ident(owner.key)}{joins}"
+        )
+        same = " AND ".join(f"w.{_ident(c)} IS NOT DISTINCT FROM l.{_ident(c)}" for c in compare)
+        owner_col = _ident(owner.column)
+        deleted = await self.conn.fetchval(
+            f"""WITH want AS ({want}), gone AS (
+                    DELETE FROM {_ident(spec.name)} l USING {_ident(owner.table)} o
+                    WHERE o.source = $1 AND o.source_id = ANY($2::text[]) AND l.{owner_col} = o.id
+                      AND NOT EXISTS (SELECT 1 FROM want w WHERE {same})
+                    RETURNING 1)
+                SELECT count(*) FROM gone""",
+            self.source,
+            list(owners),
+        )
+        extra_cols = [c for c in ("source", "run_id") if c in plan.target_types]
+        extra_vals = ["$1" if c == "source" else "$2::bigint" for c in extra_cols]
+        args: list[Any] = [self.source] + ([self.run_id] if "run_id" in extra_cols else [])
+        inserted = await self.conn.fetchval(
+            f"""WITH want AS ({want}), added AS (
+                    INSERT INTO {_ident(spec.name)} ({", ".join(map(_ident, [*compare, *extra_cols]))})
+                    SELECT w.*{"".join(", " + v for v in extra_vals)} FROM want w
+                    WHERE NOT EXISTS (SELECT 1 FROM {_ident(spec.name)} l WHERE {same})
+                    RETURNING 1)
+                SELECT count(*) FROM added""",
+            *args,
+        )
+        written = deleted + inserted
+        counts.links_written += written
+        counts.tables[spec.name] = counts.tables.get(spec.name, 0) + written
+
+    async def _upsert_raw(self, records: list[RawRecord], counts: LoadCounts, seen_scan: str | None) -> None:
+        plan = await self._plan(
+            "raw.records",
+            [("resource", None), ("source_id", None), ("content_hash", "content_hash"), ("payload", None)],
+        )
+        latest: dict[tuple[str, str], tuple[str, str, bytes, str]] = {}
+        for record in records:
+            digest, text = raw_hash(record)
+            key = (record.resource, str(record.source_id))
+            latest[key] = (key[0], key[1], digest, text)
+        await self.conn.copy_records_to_table(
+            plan.stage, records=list(latest.values()), columns=list(plan.keys)
+        )
+        written = await self.conn.fetchval(
+            f"""WITH written AS (
+                INSERT INTO raw.records AS t (source, resource, source_id, payload, content_hash, run_id)
+                SELECT $1, s.resource, s.source_id, s.payload::jsonb, s.content_hash, $2
+                FROM {plan.stage} s
+                LEFT JOIN raw.records cur
+                  ON cur.source = $1 AND cur.resource = s.resource AND cur.source_id = s.source_id
+                WHERE cur.id IS NULL OR cur.content_hash <> s.content_hash OR cur.deleted_at IS NOT NULL
+                ON CONFLICT (source, resource, source_id) DO UPDATE SET
+                    payload = EXCLUDED.payload,
+                    last_changed_at = CASE WHEN t.content_hash = EXCLUDED.content_hash
+                                           THEN t.last_changed_at ELSE now() END,
+                    content_hash = EXCLUDED.content_hash,
+                    last_seen_at = now(), deleted_at = NULL, run_id = EXCLUDED.run_id
+                RETURNING 1)
+            SELECT count(*) FROM written""",
+            self.source,
+            self.run_id,
+        )
+        counts.raw_written += written
+        if seen_scan is not None:
+            await self.conn.execute(
+                "INSERT INTO etl.scan_seen (scan_id, source_id) "
+                f"SELECT DISTINCT $1, source_id FROM {plan.stage} ON CONFLICT DO NOTHING",
+                seen_scan,
+            )
+
+    async def _insert_rejects(self, batch: Batch) -> None:
+        await self.conn.executemany(
+            "INSERT INTO etl.rejects (run_id, source, resource, source_id, payload, error) "
+            "VALUES ($1, $2, $3, $4, $5::text::jsonb, $6)",
+            [
+                (
+                    self.run_id,
+                    self.source,
+                    r.resource,
+                    r.source_id,
+                    orjson.dumps(r.payload, default=_default).decode(),
+                    r.error,
+                )
+                for r in batch.rejects
+            ],
+        )
+
+
+async def _columns(conn: asyncpg.Connection, table: str) -> set[str]:
+    rows = await conn.fetch(
+        "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
+        table,
+    )
+    return {r["attname"] for r in rows}
+
+
+async def resolve_refs(conn: asyncpg.Connection, source: str | None = None) -> int:
+    """Fill NULL surrogate FKs whose natural key now has a target; return the rows fixed."""
+    fixed = 0
+    for spec in tables.registered():
+        if not spec.refs:
+            continue
+        present = await _columns(conn, spec.name)
+        for ref in spec.refs:
+            if ref.key not in present or ref.column not in present:
+                continue  # without the natural key stored there is nothing to resolve from
+            col, key = _ident(ref.column), _ident(ref.key)
+            if isinstance(spec, EntityTable):
+                sql = (
+                    f"UPDATE {_ident(spec.name)} t SET {col} = r.id FROM {_ident(ref.table)} r "
+                    f"WHERE t.{col} IS NULL AND t.{key} IS NOT NULL AND r.source = t.source "
+                    f"AND r.source_id = t.{key} AND ($1::text IS NULL OR t.source = $1)"
+                )
+            else:
+                owner = spec.owner
+                sql = (
+                    f"UPDATE {_ident(spec.name)} t SET {col} = r.id "
+                    f"FROM {_ident(owner.table)} o, {_ident(ref.table)} r "
+                    f"WHERE t.{col} IS NULL AND t.{key} IS NOT NULL AND o.id = t.{_ident(owner.column)} "
+                    f"AND r.source = o.source AND r.source_id = t.{key} "
+                    "AND ($1::text IS NULL OR o.source = $1)"
+                )
+            status = await conn.execute(sql, source)
+            fixed += int(status.rsplit(" ", 1)[-1])
+    return fixed
+
+
+async def soft_delete(
+    conn: asyncpg.Connection, table_or_resource: str, source: str, ids: Iterable[str]
+) -> int:
+    """Set ``deleted_at``: rows of an entity table by name (``production.tasks``), else of a raw resource."""
+    wanted = [str(i) for i in ids]
+    if not wanted:
+        return 0
+    if "." in table_or_resource:
+        status = await conn.execute(
+            f"UPDATE {_ident(table_or_resource)} SET deleted_at = now() "
+            "WHERE source = $1 AND source_id = ANY($2::text[]) AND deleted_at IS NULL",
+            source,
+            wanted,
+        )
+    else:
+        status = await conn.execute(
+            "UPDATE raw.records SET deleted_at = now() "
+            "WHERE source = $1 AND resource = $2 AND source_id = ANY($3::text[]) AND deleted_at IS NULL",
+            source,
+            table_or_resource,
+            wanted,
+        )
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def delete_unseen(
+    conn: asyncpg.Connection, source: str, resource: str, scan_id: str, owned: Sequence[str]
+) -> int:
+    """After a complete scan: soft-delete raw records (and their rows in ``owned`` tables) it did not see."""
+    gone = await conn.fetch(
+        """UPDATE raw.records r SET deleted_at = now()
+           WHERE r.source = $1 AND r.resource = $2 AND r.deleted_at IS NULL
+             AND NOT EXISTS (SELECT 1 FROM etl.scan_seen s WHERE s.scan_id = $3 AND s.source_id = r.source_id)
+           RETURNING r.source_id""",
+        source,
+        resource,
+        scan_id,
+    )
+    ids = [r["source_id"] for r in gone]
+    deleted = len(ids)
+    for table in owned:
+        deleted += await soft_delete(conn, table, source, ids)
+    return deleted
