@@ -1,0 +1,172 @@
+"""The migrated catalog schema, the SQLModel classes and the load specs agree; catalog.works groups works."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+from sqlalchemy.dialects import postgresql
+
+from pipeline import db
+from pipeline.models import catalog
+from pipeline.tables import COMMON_COLUMNS, EntityTable, registered
+
+pytestmark = pytest.mark.db
+
+DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def _sql_type(name: str) -> str:
+    return name.lower().replace(", ", ",")
+
+
+async def _columns(conn: asyncpg.Connection, table: str) -> dict[str, tuple[str, bool]]:
+    rows = await conn.fetch(
+        """
+        SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type, NOT a.attnotnull AS nullable
+          FROM pg_attribute a
+         WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
+        """,
+        table,
+    )
+    return {r["attname"]: (r["type"], r["nullable"]) for r in rows}
+
+
+async def test_models_match_migrated_tables(db_url: str) -> None:
+    """Every catalog table has exactly the model's columns, with the same types and nullability."""
+    conn = await db.connect(db_url)
+    try:
+        tables = {
+            r["t"]
+            for r in await conn.fetch(
+                "SELECT table_schema || '.' || table_name AS t FROM information_schema.tables "
+                "WHERE table_schema = 'catalog' AND table_type = 'BASE TABLE'"
+            )
+        }
+        mine = {f"catalog.{model.__tablename__}" for model in catalog.MODELS}
+        assert mine <= tables
+        for model in catalog.MODELS:
+            table = model.__table__  # type: ignore[attr-defined]
+            expected = {
+                column.name: (_sql_type(column.type.compile(dialect=DIALECT)), bool(column.nullable))
+                for column in table.columns
+            }
+            actual = await _columns(conn, f"catalog.{table.name}")
+            assert {name: (_sql_type(t), n) for name, (t, n) in actual.items()} == expected, table.name
+            identity = await conn.fetchval(
+                "SELECT attidentity::text FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'id'",
+                f"catalog.{table.name}",
+            )
+            assert identity == "a", f"{table.name}.id must be GENERATED ALWAYS AS IDENTITY"
+    finally:
+        await conn.close()
+
+
+async def test_specs_name_existing_columns(db_url: str) -> None:
+    """Every registered catalog spec's columns, refs and natural keys exist in its table."""
+    conn = await db.connect(db_url)
+    try:
+        mine = {spec.name for spec in catalog.SPECS}
+        specs = [spec for spec in registered() if spec.name in mine]
+        assert specs == list(catalog.SPECS), "catalog specs are registered, parents first"
+        for spec in specs:
+            actual = set(await _columns(conn, spec.name))
+            needed = set(spec.columns) | {name for ref in spec.refs for name in (ref.column, ref.key)}
+            if isinstance(spec, EntityTable):
+                needed |= set(COMMON_COLUMNS) | {"id"}
+            else:
+                needed |= {spec.owner.column, spec.owner.key, "source"}
+            assert needed <= actual, f"{spec.name} lacks {needed - actual}"
+            assert set(spec.json_columns) <= set(spec.columns)
+    finally:
+        await conn.close()
+
+
+async def test_every_catalog_column_is_documented(db_url: str) -> None:
+    """COMMENT ON covers every catalog table, view and column."""
+    conn = await db.connect(db_url)
+    try:
+        missing = await conn.fetch(
+            """
+            SELECT c.relname, a.attname
+              FROM pg_class c
+              JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'catalog'
+              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+             WHERE c.relkind IN ('r', 'v') AND c.relname = ANY($1::text[])
+               AND (col_description(c.oid, a.attnum) IS NULL OR obj_description(c.oid, 'pg_class') IS NULL)
+            """,
+            [model.__tablename__ for model in catalog.MODELS] + ["works"],
+        )
+        assert [(r["relname"], r["attname"]) for r in missing] == []
+    finally:
+        await conn.close()
+
+
+async def _media(
+    conn: asyncpg.Connection, source: str, kind_: str, source_id: str, kind: str, score: int
+) -> None:
+    await conn.execute(
+        "INSERT INTO catalog.media (source, source_id, content_hash, source_kind, kind, title, "
+        "average_score) VALUES ($1, $2, '\\x00', $3, $4, $2, $5)",
+        source,
+        source_id,
+        kind_,
+        kind,
+        score,
+    )
+
+
+async def _external(conn: asyncpg.Connection, source: str, media: str, site: str, external: str) -> None:
+    await conn.execute(
+        "INSERT INTO catalog.external_ids (source, source_id, content_hash, media_source_id, site, "
+        "external_id) VALUES ($1, $2, '\\x00', $3, $4, $5)",
+        source,
+        f"{media}:{site}",
+        media,
+        site,
+        external,
+    )
+
+
+async def test_works_groups_by_anilist_mapping_and_mal_id_never_by_title(db_url: str) -> None:
+    """Kitsu rows join AniList rows via anilist/<kind> or a shared MAL id, same kind only."""
+    conn = await db.connect(db_url)
+    try:
+        await _media(conn, "anilist", "anilist", "1", "anime", 86)  # Cowboy Bebop on AniList
+        await _external(conn, "anilist", "1", "myanimelist/anime", "1")
+        await _media(conn, "kitsu", "kitsu", "anime/1", "anime", 82)  # mapped directly
+        await _external(conn, "kitsu", "anime/1", "anilist/anime", "1")
+        await _media(conn, "anilist_v1", "anilist_v1", "1", "anime", 87)  # same AniList id, v1 API
+        await _media(conn, "anilist", "anilist", "30", "anime", 80)  # reached through MAL only
+        await _external(conn, "anilist", "30", "myanimelist/anime", "30")
+        await _media(conn, "kitsu", "kitsu", "anime/21", "anime", 79)
+        await _external(conn, "kitsu", "anime/21", "myanimelist/anime", "30")
+        await _media(conn, "kitsu", "kitsu", "manga/21", "manga", 70)  # same MAL number, other kind
+        await _external(conn, "kitsu", "manga/21", "myanimelist/manga", "30")
+        await _media(conn, "kitsu", "kitsu", "anime/99", "anime", 60)  # shares only a title
+        rows = await conn.fetch(
+            "SELECT source, source_id, work_id, matched_by, member_count FROM catalog.works"
+        )
+        by = {(r["source"], r["source_id"]): r for r in rows}
+        assert by["kitsu", "anime/1"]["work_id"] == by["anilist", "1"]["work_id"] == "anilist:anime:1"
+        assert by["anilist_v1", "1"]["work_id"] == "anilist:anime:1"
+        assert by["anilist", "1"]["member_count"] == 3
+        assert by["kitsu", "anime/1"]["matched_by"] == "anilist_mapping"
+        assert by["kitsu", "anime/21"]["work_id"] == "anilist:anime:30"
+        assert by["kitsu", "anime/21"]["matched_by"] == "myanimelist_id"
+        assert by["kitsu", "manga/21"]["work_id"] == "myanimelist:manga:30"
+        assert by["kitsu", "anime/99"]["work_id"] == "media:kitsu:anime/99"
+        assert by["kitsu", "anime/99"]["member_count"] == 1
+        side_by_side = await conn.fetch(
+            """
+            SELECT k.work_id, k.average_score AS kitsu, a.average_score AS anilist
+              FROM catalog.works k JOIN catalog.works a USING (work_id)
+             WHERE k.source_kind = 'kitsu' AND a.source_kind = 'anilist'
+             ORDER BY k.work_id
+            """
+        )
+        assert [(r["work_id"], int(r["kitsu"]), int(r["anilist"])) for r in side_by_side] == [
+            ("anilist:anime:1", 82, 86),
+            ("anilist:anime:30", 79, 80),
+        ]
+    finally:
+        await conn.close()
