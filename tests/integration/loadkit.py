@@ -139,7 +139,7 @@ class FakeStream:
     fail_after: int | None = None  # raise after yielding this many pages
     on_page: Callable[[int], Any] | None = None
     stats: RequestStats = field(default_factory=RequestStats)
-    seen_states: list[StreamState] = field(default_factory=list)
+    started_with: list[tuple[str, Any, list[list[int]]]] = field(default_factory=list)
 
     def transform(self, doc: Any) -> Batch:
         return transform(doc)
@@ -148,7 +148,7 @@ class FakeStream:
         return page_doc(payloads)
 
     async def pages(self, state: StreamState) -> AsyncIterator[Page]:
-        self.seen_states.append(state)
+        self.started_with.append((state.mode, state.cursor, state.committed.ranges()))
         yielded = 0
         for n in self.order if self.order is not None else range(len(self.docs)):
             if state.mode != "incremental" and n in state.committed:

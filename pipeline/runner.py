@@ -1,0 +1,409 @@
+"""The runner: plan streams, fetch → bounded queue → transform + load, record what happened.
+
+A *stream* is (source, resource). Sources run concurrently under one ``asyncio.TaskGroup``; the
+resources of one source run one after the other in configured order (they share the source's rate
+budget, and parents such as Zou projects then load before their children). Each stream holds one
+connection for its life: it takes the stream's advisory lock on it (an overlapping run skips the
+stream, ``status = 'skipped'``) and loads every batch through it. Inside a stream a producer task
+iterates the connector's pages into a queue of ``[pipeline] queue_pages`` pages and a consumer
+transforms them and loads batches of up to ``batch_rows`` records / ``batch_bytes`` bytes, flushing
+early whenever the queue runs dry, so slow APIs commit every page and fast ones commit big batches.
+
+The protocol a connector implements (``pipeline.sources.build_stream`` returns one)::
+
+    class KitsuAnime:                                  # satisfies runner.Stream
+        source: SourceSettings; resource = "anime"
+        incremental = False                            # True: cursor runs once a full scan completed
+        owned_tables = ("catalog.media",)              # rows keyed by the raw record's source_id
+        auth_identity = "anonymous"                    # or "user:NAME"; deletes need the same one
+        stats: RequestStats                            # requests, retries, rate_limited, wait_seconds, bytes
+
+        def transform(self, doc) -> Batch:             # pure: pipeline.transform.transform(kind, res, doc)
+        def wrap_records(self, payloads) -> doc:       # raw payloads → a page document (for replay)
+        async def pages(self, state: StreamState) -> AsyncIterator[Page]:
+            total = (await first page)["meta"]["count"]
+            for n in planned page numbers:
+                if n in state.committed: continue      # a crashed scan resumes; order does not matter
+                yield Page(doc, key=n, expected_total=total, nbytes=size)
+
+* ``state.mode`` is ``full`` (re-scan: give every page a ``key``; resume skips ``state.committed``),
+  ``incremental`` (fetch changes at/after ``state.cursor``, already capped and lagged) or ``backfill``
+  (``state.window`` = since/until or full; resume with ``state.committed``/``state.cursor``).
+* ``Page.cursor`` is committed with that page in incremental mode, so a walk that goes newest-first
+  (AniList ``UPDATED_AT_DESC``, Zou events) sets it only on its last page. In full mode it is held
+  until the scan completes (Zou: the newest event id/time when the full sync began).
+* ``Page.expected_total`` (``meta.count``, ``total``): a scan that ends having seen that many
+  distinct records soft-deletes the records it did not see; without it nothing is deleted.
+* ``Page.deletes`` = {table or resource: [source_id, …]} for tombstones (Zou ``*:delete`` events),
+  applied in the page's transaction.
+* The scan completes when ``pages()`` returns; raising fails the stream (committed pages stay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import asyncpg
+
+from pipeline import checkpoints, locks, runs
+from pipeline.checkpoints import Cursor, StreamState, Tracker
+from pipeline.errors import ConfigError, FatalError, SkippableRecordError, ViolationBudgetError
+from pipeline.load import Loader, resolve_refs
+from pipeline.log import bind_stream, get_logger
+from pipeline.progress import NoProgress, Progress
+from pipeline.records import Batch, Reject
+from pipeline.redact import redact_text
+from pipeline.runs import RunSummary, StreamResult
+from pipeline.settings import Settings, SourceSettings
+
+log = get_logger(__name__)
+MIN_RECORDS_FOR_REJECT_SHARE = 100  # below this a stream is judged only at its end
+
+
+class RequestCounters(Protocol):
+    """What the HTTP engine counts per stream (``pipeline.http.RequestStats`` fits)."""
+
+    requests: int
+    retries: int
+    rate_limited: int
+    wait_seconds: float
+    bytes: int
+
+
+@dataclass(slots=True)
+class Page:
+    """One fetched page: the document as fetched plus what resuming needs to know about it."""
+
+    doc: Any
+    key: int | None = None  # scan page number (or offset): the unit of resumable progress
+    cursor: Cursor | None = None
+    expected_total: int | None = None
+    nbytes: int = 0
+    deletes: dict[str, list[str]] = field(default_factory=dict)
+
+
+class Stream(Protocol):
+    source: SourceSettings
+    resource: str
+    incremental: bool
+    owned_tables: tuple[str, ...]
+    auth_identity: str
+
+    def transform(self, doc: Any) -> Batch: ...
+
+    def wrap_records(self, payloads: list[dict[str, Any]]) -> Any: ...
+
+    def pages(self, state: StreamState) -> AsyncIterator[Page]: ...
+
+
+StreamFactory = Callable[[SourceSettings, str, Any], Stream]
+ClientFactory = Callable[[SourceSettings], AbstractAsyncContextManager[Any]]
+StateFactory = Callable[[asyncpg.Connection, Stream], Awaitable[StreamState]]
+
+
+@asynccontextmanager
+async def no_client(_: SourceSettings) -> AsyncIterator[None]:
+    yield None
+
+
+@dataclass(slots=True)
+class RunContext:
+    settings: Settings
+    pool: asyncpg.Pool
+    run_id: int
+    started_at: datetime
+    progress: Progress = field(default_factory=NoProgress)
+
+
+def plan_streams(
+    settings: Settings, sources: Sequence[str] | None = None, resources: Sequence[str] | None = None
+) -> list[tuple[SourceSettings, list[str]]]:
+    """Enabled sources (or the named ones) with their configured resources (or the named ones)."""
+    if sources:
+        unknown = [s for s in sources if s not in settings.sources]
+        if unknown:
+            raise ConfigError(
+                f"unknown source(s) {unknown}; configured: {', '.join(settings.sources) or 'none'}"
+            )
+        chosen = [settings.sources[s] for s in sources]
+    else:
+        chosen = settings.enabled_sources()
+    plan = []
+    for src in chosen:
+        wanted = [r for r in src.resources if not resources or r in resources]
+        if wanted:
+            plan.append((src, wanted))
+    if resources and not plan:
+        raise ConfigError(f"no configured source has resource(s) {list(resources)}; check --resource")
+    return plan
+
+
+def _first_error(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _records_in(batch: Batch) -> int:
+    seen = {(r.resource, str(r.source_id)) for r in batch.raw}
+    orphans = sum(
+        1 for j in batch.rejects if j.source_id is None or (j.resource, str(j.source_id)) not in seen
+    )
+    return len(batch.raw) + orphans
+
+
+class _Consumer:
+    """Transforms queued pages and loads them in bounded batches, each with its checkpoint write."""
+
+    def __init__(
+        self, ctx: RunContext, stream: Stream, tracker: Tracker, loader: Loader, result: StreamResult
+    ):
+        self.ctx, self.stream, self.tracker, self.loader, self.result = ctx, stream, tracker, loader, result
+        self.knobs = ctx.settings.pipeline
+        self._reset()
+
+    def _reset(self) -> None:
+        self.batch = Batch()
+        self.keys: list[int] = []
+        self.cursor: Cursor | None = None
+        self.total: int | None = None
+        self.deletes: dict[str, list[str]] = {}
+        self.nbytes = 0
+        self.pages = 0
+
+    def absorb(self, page: Page) -> None:
+        try:
+            part = self.stream.transform(page.doc)
+        except SkippableRecordError as exc:  # the transform gave up on the whole page
+            part = Batch(rejects=[Reject(self.stream.resource, None, page.doc, str(exc))])
+        self.batch.extend(part)
+        self.result.records += _records_in(part)
+        self.pages += 1
+        self.nbytes += page.nbytes
+        if page.key is not None:
+            self.keys.append(page.key)
+        if page.cursor is not None:
+            self.cursor = page.cursor if self.cursor is None else checkpoints.later(self.cursor, page.cursor)
+        if page.expected_total is not None:
+            self.total = page.expected_total
+        for target, ids in page.deletes.items():
+            self.deletes.setdefault(target, []).extend(ids)
+
+    def full(self) -> bool:
+        return len(self.batch) >= self.knobs.batch_rows or self.nbytes >= self.knobs.batch_bytes
+
+    async def flush(self) -> None:
+        if not self.pages:
+            return
+        state = self.tracker.state
+        hook = self.tracker.hook(self.keys, self.cursor, self.total, self.deletes)
+        scanning = state.mode == "full" or (state.window is not None and state.window.full)
+        counts = await self.loader.load(self.batch, after=hook, seen_scan=state.scan_id if scanning else None)
+        r = self.result
+        r.pages += self.pages
+        r.inserted += counts.inserted
+        r.updated += counts.updated
+        r.unchanged += counts.unchanged
+        r.rejected += counts.rejected
+        r.deleted += sum(len(ids) for ids in self.deletes.values())
+        self.ctx.progress.advance(f"{state.source}/{state.resource}", len(self.batch), state.expected_total)
+        self._reset()
+        self.check_rejects(final=False)
+
+    def check_rejects(self, *, final: bool) -> None:
+        r, share = self.result, self.knobs.max_reject_share
+        if (
+            r.records
+            and (final or r.records >= MIN_RECORDS_FOR_REJECT_SHARE)
+            and r.rejected / r.records > share
+        ):
+            raise FatalError(
+                f"{r.source}/{r.resource}: {r.rejected} of {r.records} records failed to transform "
+                f"(> max_reject_share {share}); see etl.rejects for run {self.ctx.run_id}, fix the "
+                "transform, then run 'pipeline replay'"
+            )
+
+    async def run(self, queue: asyncio.Queue[Page | None]) -> None:
+        while True:
+            page = await queue.get()
+            if page is None:
+                await self.flush()
+                return
+            self.absorb(page)
+            if self.full() or queue.empty():
+                await self.flush()
+
+
+async def _pump(
+    ctx: RunContext, stream: Stream, state: StreamState, conn: asyncpg.Connection, r: StreamResult
+) -> None:
+    queue: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=ctx.settings.pipeline.queue_pages)
+    tracker = Tracker(state, ctx.settings.pipeline.cursor_lag_seconds, ctx.run_id, stream.owned_tables)
+    consumer = _Consumer(ctx, stream, tracker, Loader(conn, state.source, ctx.run_id), r)
+
+    fetch_error: list[Exception] = []
+
+    async def produce() -> None:
+        try:
+            async for page in stream.pages(state):
+                await queue.put(page)
+        except Exception as exc:  # let the consumer commit what was already fetched, then fail
+            fetch_error.append(exc)
+        await queue.put(None)
+
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(produce())
+            tasks.create_task(consumer.run(queue))
+    except BaseExceptionGroup as group:
+        raise _first_error(group) from None
+    if fetch_error:
+        raise fetch_error[0]
+    consumer.check_rejects(final=True)
+    r.deleted += await tracker.complete(conn)
+    await resolve_refs(conn, state.source)
+
+
+def _copy_stats(stream: Stream, r: StreamResult) -> None:
+    stats: RequestCounters | None = getattr(stream, "stats", None)
+    if stats is not None:
+        r.requests, r.retries, r.rate_limited = stats.requests, stats.retries, stats.rate_limited
+        r.limiter_wait_seconds, r.bytes = float(stats.wait_seconds), stats.bytes
+
+
+async def run_stream(
+    ctx: RunContext, stream: Stream, begin: StateFactory, mode_hint: str = "full"
+) -> StreamResult:
+    """Lock, resume, pump and record one stream; never raises for the stream's own failures."""
+    name = stream.source.name
+    r = StreamResult(name, stream.resource, mode_hint)
+    started = time.monotonic()
+    with bind_stream(run_id=ctx.run_id, source=name, stream=stream.resource):
+        async with ctx.pool.acquire() as conn:
+            if not await locks.try_lock_stream(conn, name, stream.resource):
+                holder = await locks.lock_holder(conn, name, stream.resource)
+                r.status = "skipped"
+                r.error = (
+                    f"{name}/{stream.resource} is being loaded by another run (database backend pid "
+                    f"{holder}); skipped so nothing loads twice"
+                )
+                r.stream_run_id = await runs.start_stream_run(conn, ctx.run_id, r)
+                await runs.finish_stream_run(conn, r)
+                log.warning("stream_skipped", reason="locked", holder_pid=holder)
+                return r
+            try:
+                state = await begin(conn, stream)
+                r.mode, r.backfill_id = state.mode, state.backfill_id
+                r.stream_run_id = await runs.start_stream_run(conn, ctx.run_id, r)
+                ctx.progress.start(f"{name}/{stream.resource}", state.expected_total)
+                await _pump(ctx, stream, state, conn, r)
+                r.status = "succeeded"
+            except ViolationBudgetError as exc:
+                r.status, r.error = "stopped", redact_text(str(exc))
+            except Exception as exc:  # a stream's failure is recorded, other streams go on
+                r.status, r.error = "failed", redact_text(f"{type(exc).__name__}: {exc}")
+                log.error("stream_failed", error=r.error)
+            finally:
+                r.duration_seconds = round(time.monotonic() - started, 3)
+                _copy_stats(stream, r)
+                if r.stream_run_id is None:
+                    r.stream_run_id = await runs.start_stream_run(conn, ctx.run_id, r)
+                await runs.finish_stream_run(conn, r)
+                await locks.unlock_stream(conn, name, stream.resource)
+                ctx.progress.finish(f"{name}/{stream.resource}", r.status)
+        log.info("stream_finished", **_summary(r))
+    return r
+
+
+def _summary(r: StreamResult) -> dict[str, Any]:
+    fields = ("source", "resource", "mode", "status", "error", "duration_seconds", *runs.STREAM_COUNTERS)
+    return {f: getattr(r, f) for f in fields}
+
+
+def nightly_state(ctx: RunContext, full: bool) -> StateFactory:
+    async def begin(conn: asyncpg.Connection, stream: Stream) -> StreamState:
+        return await checkpoints.begin_stream(
+            conn,
+            stream.source.name,
+            stream.resource,
+            full=full,
+            incremental_capable=stream.incremental,
+            auth=stream.auth_identity,
+            run_started_at=ctx.started_at,
+        )
+
+    return begin
+
+
+StreamRunner = Callable[[Stream], Awaitable[StreamResult]]
+
+
+async def run_sources(
+    plan: Iterable[tuple[SourceSettings, list[str]]],
+    stream_factory: StreamFactory,
+    client_factory: ClientFactory,
+    run_one: StreamRunner,
+) -> list[StreamResult]:
+    """Sources concurrently, each source's resources in order; failures stay inside their stream."""
+    results: list[StreamResult] = []
+
+    async def one_source(src: SourceSettings, resources: list[str]) -> None:
+        try:
+            async with client_factory(src) as client:
+                for resource in resources:
+                    results.append(await run_one(stream_factory(src, resource, client)))
+        except Exception as exc:  # the client could not even start: every remaining stream failed
+            done = {r.resource for r in results if r.source == src.name}
+            for resource in resources:
+                if resource not in done:
+                    error = redact_text(f"{type(exc).__name__}: {exc}")
+                    results.append(StreamResult(src.name, resource, "full", status="failed", error=error))
+            log.error("source_failed", source=src.name, error=redact_text(str(exc)))
+
+    async with asyncio.TaskGroup() as tasks:
+        for src, resources in plan:
+            tasks.create_task(one_source(src, resources))
+    return results
+
+
+async def open_run(
+    settings: Settings, pool: asyncpg.Pool, command: str, args: dict[str, Any], progress: Progress | None
+) -> RunContext:
+    async with pool.acquire() as conn:
+        config = str(settings.path) if settings.path else None
+        run_id = await runs.start_run(conn, command, args, config)
+    return RunContext(settings, pool, run_id, datetime.now(UTC), progress or NoProgress())
+
+
+async def close_run(ctx: RunContext, command: str, results: list[StreamResult]) -> RunSummary:
+    status = runs.run_status(results) if results else "succeeded"
+    async with ctx.pool.acquire() as conn:
+        await runs.finish_run(conn, ctx.run_id, status)
+    log.info("run_finished", run_id=ctx.run_id, command=command, status=status, streams=len(results))
+    return RunSummary(ctx.run_id, command, status, results)
+
+
+async def run_sync(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    sources: Sequence[str] | None = None,
+    resources: Sequence[str] | None = None,
+    full: bool = False,
+    *,
+    stream_factory: StreamFactory,
+    client_factory: ClientFactory = no_client,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """``pipeline sync``: every planned stream, incremental where possible (``full`` forces re-scans)."""
+    plan = plan_streams(settings, sources, resources)
+    args = {"sources": list(sources or ()), "resources": list(resources or ()), "full": full}
+    ctx = await open_run(settings, pool, "sync", args, progress)
+    begin = nightly_state(ctx, full)
+    results = await run_sources(plan, stream_factory, client_factory, lambda s: run_stream(ctx, s, begin))
+    return await close_run(ctx, "sync", results)
