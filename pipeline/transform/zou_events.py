@@ -1,0 +1,161 @@
+"""The Zou change feed (``/data/events/last``): stored as fetched, and reduced to what to re-fetch.
+
+Events are ``{id, created_at, name, user_id, project_id, data}`` with ``name = <object>:<action>``
+and ``data`` holding only ids (``{"task_id": …}``; generic creates emit ``<table>:new`` with
+``{"<table>_id": id}``). ``reduce_events`` turns a run of them into the ids the connector must
+re-fetch per resource and the ids it must soft-delete. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.errors import SkippableRecordError
+from pipeline.records import Batch
+from pipeline.transform.common import text as _text
+from pipeline.transform.common import timestamp as _at
+from pipeline.transform.zou import Row, page_records, required_text, transform_page
+
+# Event name prefix (``<object>:<action>``) → the synced resource whose rows it changes.
+EVENT_RESOURCES: dict[str, str] = {
+    **dict.fromkeys(
+        ("asset", "shot", "sequence", "episode", "edit", "concept", "scene", "entity"), "entities"
+    ),
+    "task": "tasks",
+    "comment": "comments",
+    "time-spent": "time_spents",
+    "person": "persons",
+    "project": "projects",
+    "task-type": "task_types",
+    "task-status": "task_statuses",
+    "entity-type": "entity_types",
+    "asset-type": "entity_types",
+}
+# Events on these objects also change a related row named in ``data`` (a new comment moves its task).
+_ALSO_TOUCHES: dict[str, tuple[tuple[str, str], ...]] = {"comment": (("task_id", "tasks"),)}
+
+
+def split_event_name(name: str) -> tuple[str, str]:
+    """``task:status-changed`` → ``("task", "status-changed")``; no colon → action ``""``."""
+    object_type, _, action = name.partition(":")
+    return object_type, action
+
+
+def event_object_id(object_type: str, data: Any) -> str | None:
+    """The id the event is about: ``data["<object>_id"]`` (dashes as underscores), as Zou emits it."""
+    if not isinstance(data, Mapping):
+        return None
+    value = data.get(object_type.replace("-", "_") + "_id")
+    return value if isinstance(value, str) and value else None
+
+
+def _event(rec: Mapping[str, Any]) -> Row:
+    name = required_text(rec.get("name"), "name")
+    created = _at(rec.get("created_at"), "created_at")
+    if created is None:
+        raise SkippableRecordError("created_at is missing")
+    data = rec.get("data")
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise SkippableRecordError(f"data {data!r} is not a JSON object")
+    object_type, action = split_event_name(name)
+    return {
+        "name": name,
+        "object_type": object_type,
+        "action": action,
+        "object_source_id": event_object_id(object_type, data),
+        "created_at": created,
+        "user_source_id": _text(rec.get("user_id"), "user_id"),
+        "project_source_id": _text(rec.get("project_id"), "project_id"),
+        "data": dict(data),
+        "source_updated_at": created,
+    }
+
+
+def transform_events(payload: Any) -> Batch:
+    """Events as fetched → ``production.events`` rows (the same event id twice is kept once)."""
+    return transform_page(payload, "events", "production.events", _event)
+
+
+@dataclass(frozen=True, slots=True)
+class EventChanges:
+    """What a run of events means for the synced tables.
+
+    ``touched``: resource → ids to re-fetch (created or changed, not deleted afterwards).
+    ``deleted``: resource → ids whose last word was ``<object>:delete`` (soft-delete them).
+    ``ignored``: event name → how many events named no synced object (or carried no id).
+    ``duplicates``: events seen again (same event id), e.g. from the overlap of two polls.
+    ``newest_at``: the latest ``created_at`` among the events (for the checkpoint), if any.
+    """
+
+    touched: dict[str, frozenset[str]]
+    deleted: dict[str, frozenset[str]]
+    ignored: dict[str, int]
+    duplicates: int
+    newest_at: datetime | None
+
+
+def reduce_events(events: Any) -> EventChanges:
+    """Reduce events (any order) to the latest verdict per object: re-fetch it, or it is deleted.
+
+    The later event wins; within the same second (Zou drops microseconds) a delete wins, since a
+    deleted Zou id never comes back. An unparseable ``created_at`` sorts as oldest.
+    """
+    verdicts: dict[tuple[str, str], tuple[datetime, bool]] = {}
+    ignored: dict[str, int] = {}
+    seen: set[str] = set()
+    duplicates = 0
+    newest: datetime | None = None
+    oldest = datetime.min.replace(tzinfo=UTC)
+
+    def note(resource: str, object_id: str, at: datetime, is_delete: bool) -> None:
+        key = (resource, object_id)
+        previous = verdicts.get(key)
+        if previous is None or (at, is_delete) > previous:
+            verdicts[key] = (at, is_delete)
+
+    for event in page_records(events, "events"):
+        name = event.get("name") if isinstance(event, Mapping) else None
+        if not isinstance(name, str):
+            ignored["<malformed>"] = ignored.get("<malformed>", 0) + 1
+            continue
+        event_id = event.get("id")
+        if isinstance(event_id, str):
+            if event_id in seen:
+                duplicates += 1
+                continue
+            seen.add(event_id)
+        try:
+            at = _at(event.get("created_at"), "created_at") or oldest
+        except SkippableRecordError:
+            at = oldest
+        if at != oldest and (newest is None or at > newest):
+            newest = at
+        object_type, action = split_event_name(name)
+        resource = EVENT_RESOURCES.get(object_type)
+        object_id = event_object_id(object_type, event.get("data"))
+        if resource is None or object_id is None:
+            ignored[name] = ignored.get(name, 0) + 1
+            continue
+        note(resource, object_id, at, action == "delete")
+        data = event.get("data")
+        for data_key, related in _ALSO_TOUCHES.get(object_type, ()):
+            related_id = data.get(data_key) if isinstance(data, Mapping) else None
+            if isinstance(related_id, str) and related_id:
+                note(related, related_id, at, False)
+
+    touched: dict[str, set[str]] = {}
+    deleted: dict[str, set[str]] = {}
+    for (resource, object_id), (_, is_delete) in verdicts.items():
+        (deleted if is_delete else touched).setdefault(resource, set()).add(object_id)
+    return EventChanges(
+        touched={r: frozenset(ids) for r, ids in touched.items()},
+        deleted={r: frozenset(ids) for r, ids in deleted.items()},
+        ignored=ignored,
+        duplicates=duplicates,
+        newest_at=newest,
+    )
