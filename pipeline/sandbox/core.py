@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -338,13 +338,17 @@ def service_app(
     service: str,
     *,
     throttle: ThrottleResponse = default_throttle,
+    middlewares: Sequence[Any] = (),
     client_max_size: int = 4 * 1024 * 1024,
 ) -> web.Application:
-    """The base Application of one simulator: fault middleware, counters, ``/_sandbox`` routes."""
+    """The base Application of one simulator: fault middleware, counters, ``/_sandbox`` routes.
+
+    ``middlewares`` run inside the fault middleware (an injected fault never reaches them).
+    """
     from pipeline.sandbox.control import add_control_routes
 
     app = web.Application(
-        middlewares=[fault_middleware(ctx, service, throttle)], client_max_size=client_max_size
+        middlewares=[fault_middleware(ctx, service, throttle), *middlewares], client_max_size=client_max_size
     )
     app[SERVICE_KEY] = service
     ctx.faults_for(service)
