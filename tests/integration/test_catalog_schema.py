@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import asyncpg
 import pytest
 from sqlalchemy.dialects import postgresql
 
 from pipeline import db
+from pipeline.load import Loader
 from pipeline.models import catalog
 from pipeline.tables import COMMON_COLUMNS, EntityTable, registered
+from pipeline.transform import transform
 
 pytestmark = pytest.mark.db
 
+REAL = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real"
 DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
@@ -168,5 +175,58 @@ async def test_works_groups_by_anilist_mapping_and_mal_id_never_by_title(db_url:
             ("anilist:anime:1", 82, 86),
             ("anilist:anime:30", 79, 80),
         ]
+    finally:
+        await conn.close()
+
+
+def _fixture(name: str) -> Any:
+    return json.loads((REAL / name).read_text(encoding="utf-8"))
+
+
+async def test_real_recordings_load_and_meet_in_works(db_url: str) -> None:
+    """Kitsu and AniList Cowboy Bebop load through the loader, resolve their refs and form one work."""
+    kitsu_page = _fixture("kitsu/anime-tags-1.json")
+    kitsu_page["data"]["relationships"]["mappings"]["data"] = [{"type": "mappings", "id": "m1"}]
+    kitsu_page["included"] = [
+        {"id": "m1", "type": "mappings", "attributes": {"externalSite": "anilist/anime", "externalId": "1"}}
+    ]
+    conn = await db.connect(db_url)
+    try:
+        kitsu_loader = Loader(conn, "kitsu", run_id=None)
+        anilist_loader = Loader(conn, "anilist", run_id=None)
+        await kitsu_loader.load(transform("kitsu", "anime", kitsu_page))
+        await kitsu_loader.load(transform("kitsu", "categories", _fixture("kitsu/anime-tags-1_tags.json")))
+        bebop = _fixture("anilist-graphql/media-status-finished.json")
+        first = await anilist_loader.load(transform("anilist", "anime", bebop))
+        assert first.inserted > 0
+        again = await anilist_loader.load(transform("anilist", "anime", bebop))
+        assert (again.inserted, again.updated) == (0, 0)
+        works = await conn.fetch(
+            "SELECT source, source_id, work_id, average_score FROM catalog.works ORDER BY source"
+        )
+        assert [(r["source"], r["source_id"], r["work_id"], str(r["average_score"])) for r in works] == [
+            ("anilist", "1", "anilist:anime:1", "86.00"),
+            ("kitsu", "anime/1", "anilist:anime:1", "81.99"),
+        ]
+        unresolved = await conn.fetchval(
+            "SELECT count(*) FROM catalog.media_characters WHERE media_id IS NULL OR character_id IS NULL"
+        )
+        assert unresolved == 0
+        assert await conn.fetchval("SELECT count(*) FROM catalog.external_ids WHERE media_id IS NULL") == 0
+        titles = await conn.fetchval(
+            "SELECT count(*) FROM catalog.media_titles t JOIN catalog.media m ON m.id = t.media_id "
+            "WHERE m.source = 'kitsu'"
+        )
+        assert titles == 4
+        row = await conn.fetchrow(
+            "SELECT start_date, start_precision, season, season_year FROM catalog.media "
+            "WHERE source = 'anilist'"
+        )
+        assert (str(row["start_date"]), row["start_precision"], row["season"], row["season_year"]) == (
+            "1998-04-03",
+            "day",
+            "spring",
+            1998,
+        )
     finally:
         await conn.close()
