@@ -14,7 +14,7 @@ import signal
 import sys
 from typing import Any
 
-from pipeline import db, runner
+from pipeline import db, log, runner
 from pipeline.load import Loader
 from tests.integration import loadkit
 from tests.integration.loadkit import FakeStream, factory, item, page_doc
@@ -44,6 +44,7 @@ def die_after(commits: int) -> None:
 
 
 async def main(url: str, kill_after: int, order: list[int]) -> int:
+    log.configure(json=True, stream=sys.stderr)
     if kill_after:
         die_after(kill_after)
     settings = loadkit.settings(batch_rows=1, queue_pages=2)
