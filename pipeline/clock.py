@@ -11,7 +11,10 @@ import asyncio
 import heapq
 import itertools
 import time
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
+
+from aiolimiter import AsyncLimiter
 
 
 class Clock(Protocol):
@@ -22,6 +25,20 @@ class Clock(Protocol):
     def wall(self) -> float: ...
 
     async def sleep(self, seconds: float) -> None: ...
+
+    def bucket(self, max_rate: int, time_period: float) -> AbstractAsyncContextManager[None]:
+        """A leaky bucket holding the long-run budget on this clock's time."""
+        ...
+
+
+class _NoBucket:
+    """Virtual time needs no real-time bucket: the limiter's own spacing runs on the clock."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
 
 
 class SystemClock:
@@ -35,6 +52,10 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
+
+    def bucket(self, max_rate: int, time_period: float) -> AbstractAsyncContextManager[None]:
+        """aiolimiter's leaky bucket on the event loop's clock: the hard ceiling of the budget."""
+        return AsyncLimiter(max_rate, time_period)
 
     def __repr__(self) -> str:
         return "SystemClock()"
@@ -62,6 +83,9 @@ class VirtualClock:
 
     def wall(self) -> float:
         return self._start_wall + self._now
+
+    def bucket(self, max_rate: int, time_period: float) -> AbstractAsyncContextManager[None]:
+        return _NoBucket()
 
     def advance(self, seconds: float) -> None:
         """Move time forward by hand (sleepers whose deadline passed wake up)."""

@@ -67,6 +67,9 @@ class AdaptiveLimiter:
         self._slots: deque[Slot] = deque(maxlen=2 * requests)
         self._not_before = -math.inf
         self._lock = asyncio.Lock()
+        # aiolimiter's bucket keeps the configured long-run budget as a hard ceiling; the spacing
+        # and window below are stricter and adaptive, so in steady state the bucket never waits.
+        self._bucket = clock.bucket(requests, per_seconds)
 
     @property
     def rate(self) -> float:
@@ -77,6 +80,8 @@ class AdaptiveLimiter:
         """Wait for the next send slot; return it and the seconds spent waiting."""
         started = self._clock.monotonic()
         async with self._lock:  # FIFO: waiters are served in arrival order
+            async with self._bucket:
+                pass
             while True:
                 now = self._clock.monotonic()
                 ready = self._ready_at()

@@ -142,7 +142,7 @@ KIND_DEFAULTS: dict[str, dict[str, Any]] = {
         "page_size": 25,
         "rate_limit_reset": "seconds",
         "violation_budget": 2,
-        "safety_margin_seconds": 0.05,
+        "safety_margin_seconds": 0.03,
     },
 }
 

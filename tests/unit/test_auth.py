@@ -14,9 +14,7 @@ from pipeline.auth import OAuthClientCredentials, OAuthPassword, StaticBearer, Z
 from pipeline.clock import VirtualClock
 from pipeline.errors import AuthError, HTTPStatusError
 from pipeline.http import ServiceClient
-from tests.unit.test_http_client import aiohttp_compat, make_settings
-
-__all__ = ["aiohttp_compat"]
+from tests.unit.test_http_client import make_settings
 
 ZOU = "https://zou.test/api"
 PASSWORD = "hunter2-zou-password"

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-import types
 from typing import Any
 
 import aiohttp
 import pytest
 from aioresponses import CallbackResult, aioresponses
-from aioresponses import core as aioresponses_core
 
 from pipeline.clock import VirtualClock
 from pipeline.errors import ContractError, HTTPStatusError, TransientError
@@ -19,21 +17,6 @@ from pipeline.settings import SourceSettings
 
 BASE = "https://api.test/api"
 ANY = re.compile(r"^https://api\.test/.*$")
-
-
-class _CompatResponse(aiohttp.ClientResponse):
-    """aiohttp 3.14 requires ``stream_writer``, which aioresponses 0.7.9 does not pass (issue #289)."""
-
-    def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", types.SimpleNamespace(output_size=0))
-        super().__init__(method, url, **kwargs)
-
-
-@pytest.fixture(autouse=True)
-def aiohttp_compat(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let aioresponses build responses under aiohttp 3.14 (remove once aioresponses is fixed)."""
-    monkeypatch.setattr(aioresponses_core, "ClientResponse", _CompatResponse)
-    return
 
 
 def make_settings(**overrides: Any) -> SourceSettings:

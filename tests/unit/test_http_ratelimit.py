@@ -14,9 +14,7 @@ from pipeline.clock import VirtualClock
 from pipeline.errors import ContractError, HTTPStatusError, ViolationBudgetError
 from pipeline.http import ServiceClient
 from pipeline.responses import graphql_body_check
-from tests.unit.test_http_client import BASE, aiohttp_compat, make_settings
-
-__all__ = ["aiohttp_compat"]  # the autouse fixture, re-exported so pytest applies it here
+from tests.unit.test_http_client import BASE, make_settings
 
 ANY = re.compile(r"^https://api\.test/.*$")
 
