@@ -1,0 +1,40 @@
+"""Connectors: one module per API kind, each turning (source, resource) into a runner ``Stream``.
+
+A connector module ``pipeline.sources.<kind>`` exposes::
+
+    def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -> runner.Stream
+    def client_options(source: SourceSettings) -> dict[str, Any]     # optional: ServiceClient kwargs
+
+``build_stream`` and ``open_client`` below are what the runner is given as its stream and client
+factories.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import ModuleType
+from typing import Any
+
+from pipeline.http import ServiceClient
+from pipeline.settings import SourceSettings
+
+
+def connector(kind: str) -> ModuleType:
+    """The connector module for a kind (``kitsu``, ``anilist``, ``anilist_v1``, ``zou``, ``nekos``)."""
+    return importlib.import_module(f"pipeline.sources.{kind}")
+
+
+def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -> Any:
+    """The runner's stream factory: dispatch on the source's kind."""
+    return connector(source.kind).build_stream(source, resource, client)
+
+
+@asynccontextmanager
+async def open_client(source: SourceSettings) -> AsyncIterator[ServiceClient]:
+    """The runner's client factory: one ServiceClient per source, shared by its streams."""
+    module = connector(source.kind)
+    options: dict[str, Any] = module.client_options(source) if hasattr(module, "client_options") else {}
+    async with ServiceClient(source, **options) as client:
+        yield client
