@@ -45,6 +45,8 @@ class Batch:
     raw: list[RawRecord] = field(default_factory=list)
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     rejects: list[Reject] = field(default_factory=list)
+    # (field, value) pairs outside a unified vocabulary, stored as "unknown"; the runner logs them.
+    unknown: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         self.rows.setdefault(table, []).append(row)
@@ -52,6 +54,7 @@ class Batch:
     def extend(self, other: Batch) -> None:
         self.raw.extend(other.raw)
         self.rejects.extend(other.rejects)
+        self.unknown.extend(pair for pair in other.unknown if pair not in self.unknown)
         for table, rows in other.rows.items():
             self.rows.setdefault(table, []).extend(rows)
 

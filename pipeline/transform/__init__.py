@@ -2,8 +2,7 @@
 
 ``transform(kind, resource, payload)`` is the one entry point the runner and ``pipeline replay``
 call; each connector kind registers its per-resource functions in ``TRANSFORMS``. Values outside
-a vocabulary are stored as ``unknown``; ``take_unknown()`` hands each one to the caller once so it
-can log it.
+a vocabulary are stored as ``unknown`` and listed in ``Batch.unknown`` so the caller can log them.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from typing import Any
 from pipeline.errors import ConfigError
 from pipeline.records import Batch
 from pipeline.transform import anilist, anilist_v1, kitsu, nekos, zou, zou_events
-from pipeline.transform.common import take_unknown
+from pipeline.transform.common import collect_unknown
 
 Transform = Callable[[Any], Batch]
 
@@ -59,7 +58,10 @@ def transform(kind: str, resource: str, payload: Any) -> Batch:
     except KeyError:
         known = ", ".join(f"{k}/{r}" for k, resources in TRANSFORMS.items() for r in resources)
         raise ConfigError(f"no transform for {kind}/{resource}; known: {known}") from None
-    return function(payload)
+    with collect_unknown() as unknown:
+        batch = function(payload)
+    batch.unknown.extend(pair for pair in unknown if pair not in batch.unknown)
+    return batch
 
 
-__all__ = ["TRANSFORMS", "Transform", "take_unknown", "transform"]
+__all__ = ["TRANSFORMS", "Transform", "transform"]

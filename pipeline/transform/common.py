@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -263,10 +265,10 @@ def require_id(value: Any, field: str) -> str:
 
 # ---------------------------------------------------------------------------- vocabularies
 
-# (field, value) pairs met outside a vocabulary and not yet handed to the caller. Transforms stay
-# free of I/O: they note the value here and store ``unknown``; the runner logs ``take_unknown()``.
-_unknown_pending: list[tuple[str, str]] = []
-_unknown_seen: set[tuple[str, str]] = set()
+# (field, value) pairs met outside a vocabulary during the current ``collect_unknown`` block.
+# Transforms stay pure: the dispatcher opens a block per call and returns the pairs in
+# ``Batch.unknown``; the runner logs each pair once per stream.
+_unknown: ContextVar[list[tuple[str, str]] | None] = ContextVar("unknown_vocabulary", default=None)
 
 
 def vocabulary(value: Any, mapping: dict[str, str], field: str) -> str | None:
@@ -282,18 +284,21 @@ def vocabulary(value: Any, mapping: dict[str, str], field: str) -> str | None:
 
 
 def note_unknown(field: str, value: str) -> None:
-    """Remember a value outside its vocabulary, once per process."""
-    pair = (field, value)
-    if pair not in _unknown_seen:
-        _unknown_seen.add(pair)
-        _unknown_pending.append(pair)
+    """Remember a value outside its vocabulary in the current collection block (if any)."""
+    pending = _unknown.get()
+    if pending is not None and (field, value) not in pending:
+        pending.append((field, value))
 
 
-def take_unknown() -> list[tuple[str, str]]:
-    """The (field, value) pairs noted since the last call, each reported once per process."""
-    pending = list(_unknown_pending)
-    _unknown_pending.clear()
-    return pending
+@contextmanager
+def collect_unknown() -> Iterator[list[tuple[str, str]]]:
+    """Collect the (field, value) pairs met outside their vocabulary inside the block, each once."""
+    pending: list[tuple[str, str]] = []
+    token = _unknown.set(pending)
+    try:
+        yield pending
+    finally:
+        _unknown.reset(token)
 
 
 # ---------------------------------------------------------------------------- page assembly

@@ -203,16 +203,18 @@ def test_timestamps_from_iso_and_epoch_are_aware() -> None:
 
 
 def test_unknown_vocabulary_is_stored_as_unknown_and_reported_once() -> None:
-    """An unmapped value maps to ``unknown`` and ``take_unknown`` reports the pair a single time."""
-    c.take_unknown()
+    """An unmapped value maps to ``unknown`` and is collected once per block, nothing outside one."""
     mapping = {"tv": "tv"}
-    assert c.vocabulary("TV", mapping, "test.format") == "tv"
-    assert c.vocabulary("hologram-x1", mapping, "test.format") == "unknown"
-    assert c.vocabulary("hologram-x1", mapping, "test.format") == "unknown"
-    assert c.vocabulary(None, mapping, "test.format") is None
-    assert c.take_unknown() == [("test.format", "hologram-x1")]
-    assert c.vocabulary("hologram-x1", mapping, "test.format") == "unknown"
-    assert c.take_unknown() == []
+    with c.collect_unknown() as seen:
+        assert c.vocabulary("TV", mapping, "test.format") == "tv"
+        assert c.vocabulary("hologram-x1", mapping, "test.format") == "unknown"
+        assert c.vocabulary("hologram-x1", mapping, "test.format") == "unknown"
+        assert c.vocabulary(None, mapping, "test.format") is None
+    assert seen == [("test.format", "hologram-x1")]
+    assert c.vocabulary("hologram-x2", mapping, "test.format") == "unknown"  # no block: nothing kept
+    with c.collect_unknown() as later:
+        pass
+    assert later == []
 
 
 def test_page_builder_isolates_a_failing_record() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from pipeline.errors import ConfigError, ContractError
-from pipeline.transform import TRANSFORMS, take_unknown, transform
+from pipeline.transform import TRANSFORMS, transform
 
 
 def _anilist_media(ident: int, **fields: Any) -> dict[str, Any]:
@@ -82,12 +82,13 @@ def test_anilist_bad_record_is_rejected_and_the_page_goes_on() -> None:
 
 
 def test_anilist_unknown_format_and_status_are_unknown_and_reported() -> None:
-    """New enum values are stored as ``unknown`` and handed out once by take_unknown."""
-    take_unknown()
+    """New enum values are stored as ``unknown`` and listed once in the batch."""
     media = _anilist_media(9, format="WEBTOON", status="PAUSED_FOREVER")
     batch = transform("anilist", "manga", _page(media, {**media, "id": 10}))
     assert [(m["format"], m["status"]) for m in batch.rows["catalog.media"]] == [("unknown", "unknown")] * 2
-    assert sorted(take_unknown()) == [("anilist.format", "WEBTOON"), ("anilist.status", "PAUSED_FOREVER")]
+    assert sorted(batch.unknown) == [("anilist.format", "WEBTOON"), ("anilist.status", "PAUSED_FOREVER")]
+    again = transform("anilist", "manga", _page({**media, "id": 11}))
+    assert sorted(again.unknown) == sorted(batch.unknown)  # each page reports what it met
 
 
 def test_anilist_errors_without_data_are_a_contract_error() -> None:
