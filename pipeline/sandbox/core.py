@@ -153,13 +153,15 @@ class SandboxContext:
         self.tokens = TokenStore(self.clock)
 
     @classmethod
-    def build(cls, size: str = "small", seed: int = DEFAULT_SEED) -> SandboxContext:
+    def build(
+        cls, size: str = "small", seed: int = DEFAULT_SEED, clock: SandboxClock | None = None
+    ) -> SandboxContext:
         """A context with its world generated (deterministic for one size and seed)."""
         from pipeline.sandbox.world import generate_world
 
         if size not in SIZES:
             raise ValueError(f"dataset size {size!r}: use one of {', '.join(SIZES)}")
-        ctx = cls(size=size, seed=seed)
+        ctx = cls(size=size, seed=seed, clock=clock or SandboxClock())
         ctx.world = generate_world(size, seed, ctx.clock)
         return ctx
 

@@ -25,7 +25,7 @@ from pipeline.sandbox.names import SOURCES, WORDS, make_person, make_title, slug
 
 DATA_EPOCH = 1_722_470_400.0  # 2024-08-01T00:00:00Z
 KITSU_START = 1_361_376_000.0  # 2013-02-20, when Kitsu's catalogue was first imported
-SIZE_WORKS = {"small": (240, 120), "medium": (3000, 1500), "large": (80_000, 40_000)}
+SIZE_WORKS = {"small": (240, 120), "medium": (4000, 2000), "large": (80_000, 40_000)}
 
 ANIME_FORMATS = (
     ("tv", 45),
