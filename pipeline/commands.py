@@ -1,0 +1,331 @@
+"""The commands behind the CLI that need the database, the runner or the sandbox.
+
+Each ``cmd_<name>(args) -> exit code`` loads the settings, opens the database (migrating it first),
+runs the core function and renders its plain-data result as a table, or as JSON with ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import asyncpg
+
+from pipeline import db, sources
+from pipeline.errors import ConfigError
+from pipeline.progress import progress
+from pipeline.runs import RunSummary, StreamResult
+from pipeline.settings import Settings, load_settings
+
+T = TypeVar("T")
+
+
+async def with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    """Open the configured (or embedded) database, apply pending migrations, run ``work``."""
+    url = db.resolve_url(settings.database_url())
+    conn = await db.connect(url)
+    try:
+        await db.migrate(conn)
+    finally:
+        await conn.close()
+    async with db.pool_for(url, min_size=1, max_size=max(4, 2 * len(settings.enabled_sources()) + 2)) as pool:
+        return await work(pool)
+
+
+def parse_when(value: str | None, flag: str) -> datetime | None:
+    """``YYYY-MM-DD`` or an ISO datetime, taken as UTC when it has no offset."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{flag} {value!r} is not a date; use YYYY-MM-DD or an ISO datetime") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# ---------------------------------------------------------------------------------------- render
+
+
+def _number(value: float) -> str:
+    return f"{value:,.1f}" if isinstance(value, float) else f"{value:,}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain aligned text table (readable in a terminal, a cron mail or a CI log)."""
+    cells = [[str(h) for h in headers]] + [
+        [
+            "-"
+            if v is None
+            else _number(v)
+            if isinstance(v, int | float) and not isinstance(v, bool)
+            else str(v)
+            for v in row
+        ]
+        for row in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+STREAM_COLUMNS = (
+    "source",
+    "resource",
+    "mode",
+    "status",
+    "inserted",
+    "updated",
+    "unchanged",
+    "deleted",
+    "rejected",
+    "requests",
+    "429s",
+    "wait s",
+    "seconds",
+)
+
+
+def stream_row(r: StreamResult) -> list[Any]:
+    return [
+        r.source,
+        r.resource,
+        r.mode,
+        r.status,
+        r.inserted,
+        r.updated,
+        r.unchanged,
+        r.deleted,
+        r.rejected,
+        r.requests,
+        r.rate_limited,
+        round(r.limiter_wait_seconds, 1),
+        round(r.duration_seconds, 1),
+    ]
+
+
+def render_summary(summary: RunSummary) -> str:
+    head = f"run {summary.run_id} ({summary.command}): {summary.status}"
+    if summary.backfill_id is not None:
+        head += f"; backfill {summary.backfill_id} (resume: pipeline backfill --resume {summary.backfill_id})"
+    lines = [head, table(STREAM_COLUMNS, [stream_row(r) for r in summary.streams])]
+    for r in summary.streams:
+        if r.error:
+            lines.append(f"  {r.source}/{r.resource} {r.status}: {r.error}")
+    return "\n".join(lines)
+
+
+def to_json(value: Any) -> str:
+    def plain(obj: Any) -> Any:
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        if isinstance(obj, list | tuple):
+            return [plain(v) for v in obj]
+        if isinstance(obj, dict):
+            return {k: plain(v) for k, v in obj.items()}
+        if isinstance(obj, datetime):
+            return obj.isoformat()
+        return obj
+
+    return json.dumps(plain(value), indent=2, default=str)
+
+
+# -------------------------------------------------------------------------------------- commands
+
+
+def _finish(summary: RunSummary) -> int:
+    print(render_summary(summary))
+    return summary.exit_code
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from pipeline.runner import run_sync
+
+    settings = load_settings(args.config)
+
+    async def work(pool: asyncpg.Pool) -> RunSummary:
+        with progress(False if args.no_progress else None) as bars:
+            return await run_sync(
+                settings,
+                pool,
+                args.source,
+                args.resource,
+                args.full,
+                stream_factory=sources.build_stream,
+                client_factory=sources.open_client,
+                progress=bars,
+            )
+
+    return _finish(asyncio.run(with_pool(settings, work)))
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from pipeline.backfill import run_backfill
+
+    if args.resume is None and not args.source:
+        raise ConfigError("pipeline backfill needs --source NAME, or --resume ID to continue one")
+    if args.resume is None and not args.full and not args.since:
+        raise ConfigError("pipeline backfill needs a window (--since D [--until D]) or --full")
+    if args.full and (args.since or args.until):
+        raise ConfigError("pipeline backfill takes either --full or --since/--until, not both")
+    settings = load_settings(args.config)
+    since, until = parse_when(args.since, "--since"), parse_when(args.until, "--until")
+    if since and until and since >= until:
+        raise ConfigError(f"--since {args.since} is not before --until {args.until}; swap them")
+
+    async def work(pool: asyncpg.Pool) -> RunSummary:
+        with progress() as bars:
+            return await run_backfill(
+                settings,
+                pool,
+                args.source,
+                args.resource,
+                since,
+                until,
+                args.full,
+                args.resume,
+                stream_factory=sources.build_stream,
+                client_factory=sources.open_client,
+                progress=bars,
+            )
+
+    return _finish(asyncio.run(with_pool(settings, work)))
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from pipeline.replay import replay
+
+    settings = load_settings(args.config)
+
+    async def work(pool: asyncpg.Pool) -> RunSummary:
+        return await replay(settings, pool, args.source, args.resource, stream_factory=sources.build_stream)
+
+    return _finish(asyncio.run(with_pool(settings, work)))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from pipeline.runs import stream_status
+
+    settings = load_settings(args.config)
+
+    async def work(pool: asyncpg.Pool) -> list[Any]:
+        async with pool.acquire() as conn:
+            return await stream_status(conn)
+
+    rows = asyncio.run(with_pool(settings, work))
+    if args.json:
+        print(to_json(rows))
+        return 0
+    if not rows:
+        print("no stream has run yet: try `pipeline sync`")
+        return 0
+    headers = (
+        "source",
+        "resource",
+        "last",
+        "last success",
+        "lag h",
+        "rows",
+        "checkpoint",
+        "scan",
+        "next",
+        "error",
+    )
+    body = []
+    for s in rows:
+        scan = (
+            f"{s.scan_pages_committed} pages"
+            if s.scan_pages_committed
+            else ("done" if s.scan_completed_at else "-")
+        )
+        lag = round(s.lag_seconds / 3600, 1) if s.lag_seconds is not None else None
+        success = s.last_success_at.strftime("%Y-%m-%d %H:%M") if s.last_success_at else None
+        body.append(
+            [
+                s.source,
+                s.resource,
+                s.last_status,
+                success,
+                lag,
+                s.rows,
+                s.cursor,
+                scan,
+                next_action(s),
+                (s.last_error or "")[:60] or None,
+            ]
+        )
+    print(table(headers, body))
+    return 0
+
+
+def next_action(s: Any) -> str:
+    """What the next nightly run will do for this stream."""
+    if s.last_status == "failed":
+        return "retry (fix the error)"
+    if s.scan_pages_committed and not s.scan_completed_at:
+        return "resume scan"
+    if s.cursor:
+        return "incremental"
+    return "full scan"
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from pipeline.runs import recent_runs
+
+    settings = load_settings(args.config)
+
+    async def work(pool: asyncpg.Pool) -> list[Any]:
+        async with pool.acquire() as conn:
+            return await recent_runs(conn, args.last)
+
+    runs = asyncio.run(with_pool(settings, work))
+    if args.json:
+        print(to_json(runs))
+        return 0
+    if not runs:
+        print("no run yet: try `pipeline sync`")
+        return 0
+    headers = ("run", "command", "status", "started", "seconds", "streams", "failed", "rows changed", "error")
+    body = []
+    for r in runs:
+        seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at else None
+        failed = sum(1 for s in r.streams if s.get("status") == "failed")
+        changed = sum(int(s.get("inserted") or 0) + int(s.get("updated") or 0) for s in r.streams)
+        body.append(
+            [
+                r.run_id,
+                r.command,
+                r.status,
+                r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                round(seconds, 1) if seconds is not None else None,
+                len(r.streams),
+                failed,
+                changed,
+                (r.error or "")[:60] or None,
+            ]
+        )
+    print(table(headers, body))
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from pipeline.sandbox.server import serve
+
+    serve(args.size, args.host, args.port, args.write_config)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.demo import run_demo
+
+    return run_demo(args.size, config_out=None)
+
+
+def stderr(message: str) -> None:
+    print(message, file=sys.stderr)
