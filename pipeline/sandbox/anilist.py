@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -21,7 +21,7 @@ from aiohttp import web
 from pipeline.sandbox import anilist_render, graphql
 from pipeline.sandbox.core import SandboxContext, client_key, json_response, service_app
 from pipeline.sandbox.graphql import Field, GraphQLError, Operation
-from pipeline.sandbox.limits import ANILIST_POLICY, FixedWindowLimiter
+from pipeline.sandbox.limits import ANILIST_POLICY, FixedWindowLimiter, LimitPolicy
 from pipeline.sandbox.world import GENRES, Work, WorldRecords
 
 SERVICE = "anilist"
@@ -66,8 +66,16 @@ def throttled(_: web.Request, retry_after: float) -> web.StreamResponse:
     return json_response(TOO_MANY, status=429, headers={"Retry-After": str(max(1, round(retry_after)))})
 
 
+def policy(ctx: SandboxContext) -> LimitPolicy:
+    """The degraded 30/min quota (headers say 90), or ``anilist_requests_per_minute`` with the same lie."""
+    per_minute = ctx.options.get("anilist_requests_per_minute")
+    if per_minute is None:
+        return ANILIST_POLICY
+    return replace(ANILIST_POLICY, limit=int(per_minute), reported_limit=3 * int(per_minute))
+
+
 def create_app(ctx: SandboxContext) -> web.Application:
-    state = AniListState(ctx, FixedWindowLimiter(ANILIST_POLICY, ctx.clock, ctx.counters_for(SERVICE)))
+    state = AniListState(ctx, FixedWindowLimiter(policy(ctx), ctx.clock, ctx.counters_for(SERVICE)))
     ctx.state[SERVICE] = state
     ctx.on_reset(state.limiter.reset)
     ctx.register_records(SERVICE, WorldRecords(ctx.need_world(), "anilist"))

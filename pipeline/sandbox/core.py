@@ -146,6 +146,8 @@ class SandboxContext:
     tokens: TokenStore = field(init=False)
     state: dict[str, Any] = field(default_factory=dict)
     records: dict[str, RecordOps] = field(default_factory=dict)
+    # Service options chosen at start-up, e.g. {"anilist_requests_per_minute": 600} for the demo.
+    options: dict[str, Any] = field(default_factory=dict)
     _reset_hooks: list[Callable[[], None]] = field(default_factory=list)
     _release: dict[str, asyncio.Event] = field(default_factory=dict)
 
@@ -154,14 +156,18 @@ class SandboxContext:
 
     @classmethod
     def build(
-        cls, size: str = "small", seed: int = DEFAULT_SEED, clock: SandboxClock | None = None
+        cls,
+        size: str = "small",
+        seed: int = DEFAULT_SEED,
+        clock: SandboxClock | None = None,
+        options: dict[str, Any] | None = None,
     ) -> SandboxContext:
         """A context with its world generated (deterministic for one size and seed)."""
         from pipeline.sandbox.world import generate_world
 
         if size not in SIZES:
             raise ValueError(f"dataset size {size!r}: use one of {', '.join(SIZES)}")
-        ctx = cls(size=size, seed=seed, clock=clock or SandboxClock())
+        ctx = cls(size=size, seed=seed, clock=clock or SandboxClock(), options=dict(options or {}))
         ctx.world = generate_world(size, seed, ctx.clock)
         return ctx
 

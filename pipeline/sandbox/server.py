@@ -73,10 +73,11 @@ async def start_sandbox(
     ports: dict[str, int] | None = None,
     seed: int = DEFAULT_SEED,
     services: tuple[str, ...] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> Sandbox:
     """Generate the world and start each simulator on its port (0 or absent = a free one)."""
     started = time.perf_counter()
-    ctx = SandboxContext.build(size, seed)
+    ctx = SandboxContext.build(size, seed, options=options)
     sandbox = Sandbox(ctx)
     ports = ports or {}
     try:
@@ -140,7 +141,10 @@ def source_settings(sandbox: Sandbox) -> dict[str, dict[str, Any]]:
             "kind": "anilist",
             "base_url": urls["anilist"] or sandbox.roots["anilist"],
             "resources": ["anime", "manga"],
-            "rate": {"requests": 30, "per_seconds": 60.0},
+            "rate": {
+                "requests": int(sandbox.ctx.options.get("anilist_requests_per_minute", 30)),
+                "per_seconds": 60.0,
+            },
             "max_in_flight": 1,
             "page_size": 50,
             "rate_limit_reset": "epoch",
