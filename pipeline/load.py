@@ -89,6 +89,10 @@ def raw_hash(record: RawRecord) -> tuple[bytes, str]:
     return hashlib.blake2b(text, digest_size=16).digest(), text.decode()
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, default=_default).decode()
+
+
 def _ident(name: str) -> str:
     """Quote ``schema.table`` or ``column`` safely."""
     return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
@@ -113,11 +117,9 @@ class _Plan:
 
     stage: str
     keys: tuple[str, ...]  # row keys copied into staging, in order
-    coerce: tuple[Callable[[Any], Any] | None, ...]
+    fixes: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, converter) where one is needed
     json_keys: frozenset[str]
     target_types: Mapping[str, str]
-    has_source: bool = False
-    has_run_id: bool = False
 
 
 class Loader:
@@ -128,6 +130,7 @@ class Loader:
         self.source = source
         self.run_id = run_id
         self._plans: dict[str, _Plan] = {}
+        self._had: dict[str, bool] = {}
 
     async def load(
         self,
@@ -173,44 +176,50 @@ class Loader:
             name,
         )
         types = {r["attname"]: r["type"] for r in rows}
-        cols, coerce, json_keys = [], [], set()
-        for key, column in staged:
+        cols, fixes, json_keys = [], [], set()
+        for i, (key, column) in enumerate(staged):
             pg_type = types.get(column, "text") if column else "text"
             if column and column not in types:
                 raise KeyError(
                     f"{name} has no column {column!r} named by its table spec; fix the spec or the SQL"
                 )
+            fix = _coercer(pg_type)
             if pg_type in _JSON_TYPES:
                 json_keys.add(key)
-                pg_type = "text"  # staged as JSON text, cast on insert (changed rows only)
+                pg_type, fix = "text", _json_text  # staged as JSON text, cast on insert (changed rows only)
             cols.append(f"{_ident(key)} {pg_type}")
-            coerce.append(_coercer(pg_type))
+            if fix is not None:
+                fixes.append((i, fix))
         stage = _stage_name(name)
         await self.conn.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({', '.join(cols)}) ON COMMIT DELETE ROWS"
         )
-        plan = _Plan(
-            stage,
-            tuple(k for k, _ in staged),
-            tuple(coerce),
-            frozenset(json_keys),
-            types,
-            has_source="source" in types,
-            has_run_id="run_id" in types,
-        )
+        plan = _Plan(stage, tuple(k for k, _ in staged), tuple(fixes), frozenset(json_keys), types)
         self._plans[name] = plan
         return plan
 
+    async def _had_rows(self, table: str) -> bool:
+        """Whether ``table`` had rows of this source when this loader first wrote to it.
+
+        An initial load skips the Python-side hash lookup (nothing to compare with); the SQL
+        anti-join still catches ids repeated across its batches.
+        """
+        had = self._had.get(table)
+        if had is None:
+            had = await self.conn.fetchval(
+                f"SELECT EXISTS (SELECT 1 FROM {_ident(table)} WHERE source = $1)", self.source
+            )
+            self._had[table] = bool(had)
+        return bool(had)
+
     def _tuple(self, plan: _Plan, row: Mapping[str, Any], given: Mapping[str, Any]) -> tuple[Any, ...]:
-        values = []
-        for key, fix in zip(plan.keys, plan.coerce, strict=True):
-            value = given[key] if key in given else row.get(key)
+        values = [row.get(key) for key in plan.keys]
+        for i, fix in plan.fixes:
+            value = values[i]
             if value is not None:
-                if key in plan.json_keys:
-                    value = orjson.dumps(value, default=_default).decode()
-                elif fix is not None:
-                    value = fix(value)
-            values.append(value)
+                values[i] = fix(value)
+        for key, value in given.items():
+            values[plan.keys.index(key)] = value
         return tuple(values)
 
     async def _upsert_entities(
@@ -228,14 +237,32 @@ class Loader:
             *((k, None) for k in ref_keys),
         ]
         plan = await self._plan(spec.name, staged)
-        latest: dict[str, tuple[Any, ...]] = {}
+        latest: dict[str, tuple[bytes, Mapping[str, Any]]] = {}
         for row in rows:
-            source_id = str(row["source_id"])
-            digest = row_hash([row.get(c) for c in hashed])
-            latest[source_id] = self._tuple(plan, row, {"source_id": source_id, "content_hash": digest})
-        await self.conn.copy_records_to_table(
-            plan.stage, records=list(latest.values()), columns=list(plan.keys)
+            latest[str(row["source_id"])] = (row_hash([row.get(c) for c in hashed]), row)
+        # The anti-join starts in Python: only rows whose stored hash differs are staged at all.
+        known = (
+            {
+                r[0]: r[1]
+                for r in await self.conn.fetch(
+                    f"SELECT source_id, CASE WHEN deleted_at IS NULL THEN content_hash END "
+                    f"FROM {_ident(spec.name)} WHERE source = $1 AND source_id = ANY($2::text[])",
+                    self.source,
+                    list(latest),
+                )
+            }
+            if await self._had_rows(spec.name)
+            else {}
         )
+        changed = [
+            self._tuple(plan, row, {"source_id": sid, "content_hash": digest})
+            for sid, (digest, row) in latest.items()
+            if known.get(sid) != digest
+        ]
+        counts.unchanged += len(latest) - len(changed)
+        if not changed:
+            return
+        await self.conn.copy_records_to_table(plan.stage, records=changed, columns=list(plan.keys))
         kept = [r for r in spec.refs if r.keep_natural and r.key in plan.target_types and r.key not in data]
         insert_cols = [
             "source",
@@ -282,7 +309,7 @@ class Loader:
         result = await self.conn.fetchrow(sql, self.source, self.run_id)
         counts.inserted += result["inserted"]
         counts.updated += result["updated"]
-        counts.unchanged += len(latest) - result["inserted"] - result["updated"]
+        counts.unchanged += len(changed) - result["inserted"] - result["updated"]
         counts.tables[spec.name] = counts.tables.get(spec.name, 0) + result["inserted"] + result["updated"]
 
     def _cast(self, plan: _Plan, column: str) -> str:
@@ -366,9 +393,32 @@ class Loader:
             digest, text = raw_hash(record)
             key = (record.resource, str(record.source_id))
             latest[key] = (key[0], key[1], digest, text)
-        await self.conn.copy_records_to_table(
-            plan.stage, records=list(latest.values()), columns=list(plan.keys)
+        if seen_scan is not None:
+            await self.conn.execute(
+                "INSERT INTO etl.scan_seen (scan_id, source_id) SELECT $1, unnest($2::text[]) "
+                "ON CONFLICT DO NOTHING",
+                seen_scan,
+                list({sid for _, sid in latest}),
+            )
+        known = (
+            {
+                (r[0], r[1]): r[2]
+                for r in await self.conn.fetch(
+                    "SELECT r.resource, r.source_id, CASE WHEN r.deleted_at IS NULL THEN r.content_hash END "
+                    "FROM unnest($2::text[], $3::text[]) AS k(resource, source_id) JOIN raw.records r "
+                    "ON r.source = $1 AND r.resource = k.resource AND r.source_id = k.source_id",
+                    self.source,
+                    [k[0] for k in latest],
+                    [k[1] for k in latest],
+                )
+            }
+            if await self._had_rows("raw.records")
+            else {}
         )
+        changed = [value for key, value in latest.items() if known.get(key) != value[2]]
+        if not changed:
+            return
+        await self.conn.copy_records_to_table(plan.stage, records=changed, columns=list(plan.keys))
         written = await self.conn.fetchval(
             f"""WITH written AS (
                 INSERT INTO raw.records AS t (source, resource, source_id, payload, content_hash, run_id)
@@ -389,12 +439,6 @@ class Loader:
             self.run_id,
         )
         counts.raw_written += written
-        if seen_scan is not None:
-            await self.conn.execute(
-                "INSERT INTO etl.scan_seen (scan_id, source_id) "
-                f"SELECT DISTINCT $1, source_id FROM {plan.stage} ON CONFLICT DO NOTHING",
-                seen_scan,
-            )
 
     async def _insert_rejects(self, batch: Batch) -> None:
         await self.conn.executemany(

@@ -236,6 +236,8 @@ class _Consumer:
                 await self.flush()
                 return
             self.absorb(page)
+            if queue.empty():
+                await asyncio.sleep(0)  # let a producer with pages ready refill before committing
             if self.full() or queue.empty():
                 await self.flush()
 
