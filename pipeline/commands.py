@@ -52,23 +52,21 @@ def parse_when(value: str | None, flag: str) -> datetime | None:
 # ---------------------------------------------------------------------------------------- render
 
 
-def _number(value: float) -> str:
-    return f"{value:,.1f}" if isinstance(value, float) else f"{value:,}"
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A plain aligned text table (readable in a terminal, a cron mail or a CI log)."""
-    cells = [[str(h) for h in headers]] + [
-        [
-            "-"
-            if v is None
-            else _number(v)
-            if isinstance(v, int | float) and not isinstance(v, bool)
-            else str(v)
-            for v in row
-        ]
-        for row in rows
-    ]
+    cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -125,10 +125,19 @@ class _Plan:
 class Loader:
     """Writes batches for one source on one connection (staging tables are created once per connection)."""
 
-    def __init__(self, conn: asyncpg.Connection, source: str, run_id: int | None) -> None:
+    def __init__(
+        self,
+        conn: asyncpg.Connection,
+        source: str,
+        run_id: int | None,
+        owned_tables: Iterable[str] | None = None,
+    ) -> None:
         self.conn = conn
         self.source = source
         self.run_id = run_id
+        # Owner rows of these tables carry their complete link sets; other owner rows (a media
+        # included in an episodes page) leave the links they do not mention alone.
+        self.owned_tables = None if owned_tables is None else frozenset(owned_tables)
         self._plans: dict[str, _Plan] = {}
         self._had: dict[str, bool] = {}
 
@@ -322,7 +331,8 @@ class Loader:
         rows = batch.rows.get(spec.name, [])
         owner = spec.owner
         owners = {str(r[owner.key]) for r in rows if r.get(owner.key) is not None}
-        owners.update(str(r["source_id"]) for r in batch.rows.get(owner.table, ()))
+        if self.owned_tables is None or owner.table in self.owned_tables:
+            owners.update(str(r["source_id"]) for r in batch.rows.get(owner.table, ()))
         if not owners:
             return
         ref_columns = {r.column for r in spec.refs} | {owner.column}
@@ -459,8 +469,9 @@ class Loader:
 
 
 async def _columns(conn: asyncpg.Connection, table: str) -> set[str]:
-    rows = await conn.fetch(
-        "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
+    rows = await conn.fetch(  # a registered table this database does not have has no columns
+        "SELECT attname FROM pg_attribute "
+        "WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
         table,
     )
     return {r["attname"] for r in rows}

@@ -166,6 +166,7 @@ class _Consumer:
     ):
         self.ctx, self.stream, self.tracker, self.loader, self.result = ctx, stream, tracker, loader, result
         self.knobs = ctx.settings.pipeline
+        self.unknown_seen: set[tuple[str, str]] = set()  # vocabulary values logged once per stream
         self._reset()
 
     def _reset(self) -> None:
@@ -182,6 +183,10 @@ class _Consumer:
             part = self.stream.transform(page.doc)
         except SkippableRecordError as exc:  # the transform gave up on the whole page
             part = Batch(rejects=[Reject(self.stream.resource, None, page.doc, str(exc))])
+        for field_name, value in part.unknown:
+            if (field_name, value) not in self.unknown_seen:
+                self.unknown_seen.add((field_name, value))
+                log.warning("unknown_vocabulary", field=field_name, value=value, stored_as="unknown")
         self.batch.extend(part)
         self.result.records += _records_in(part)
         self.pages += 1
@@ -247,7 +252,8 @@ async def _pump(
 ) -> None:
     queue: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=ctx.settings.pipeline.queue_pages)
     tracker = Tracker(state, ctx.settings.pipeline.cursor_lag_seconds, ctx.run_id, stream.owned_tables)
-    consumer = _Consumer(ctx, stream, tracker, Loader(conn, state.source, ctx.run_id), r)
+    loader = Loader(conn, state.source, ctx.run_id, stream.owned_tables)
+    consumer = _Consumer(ctx, stream, tracker, loader, r)
 
     fetch_error: list[Exception] = []
 
