@@ -103,6 +103,20 @@ async def test_links_are_replaced_by_difference(conn: asyncpg.Connection) -> Non
     assert await conn.fetchval("SELECT count(*) FROM loadtest.show_tags") == 2
 
 
+async def test_owner_rows_of_another_stream_keep_their_links(conn: asyncpg.Connection) -> None:
+    """A show met in another stream's page (an included resource) does not wipe the links it lacks."""
+    await Loader(conn, "fake", run_id=None).load(transform(page_doc([item(1, tags=["a", "b"])])))
+    other_stream = Loader(conn, "fake", run_id=None, owned_tables=("loadtest.studios",))
+    batch = transform(page_doc([item(1, tags=[])]))
+    counts = await other_stream.load(batch)
+    assert counts.links_written == 0
+    tags = await conn.fetch("SELECT tag FROM loadtest.show_tags ORDER BY tag")
+    assert [r["tag"] for r in tags] == ["a", "b"]
+    own_stream = Loader(conn, "fake", run_id=None, owned_tables=("loadtest.shows",))
+    assert (await own_stream.load(batch)).links_written == 2
+    assert await conn.fetchval("SELECT count(*) FROM loadtest.show_tags") == 0
+
+
 async def test_rejects_land_and_the_rest_of_the_page_loads(conn: asyncpg.Connection) -> None:
     """A record that fails to transform goes to etl.rejects; its raw payload and the other rows still load."""
     loader = Loader(conn, "fake", run_id=None)
