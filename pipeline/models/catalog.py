@@ -163,6 +163,12 @@ class Character(EntityRow, table=True):
     other_names: list[str] | None = Field(default=None, sa_type=JSONB)
     description: str | None = _text()
     image_url: str | None = _text()
+    gender: str | None = _text()
+    ages: list[float] | None = Field(default=None, sa_type=JSONB)
+    birth_date: str | None = _text()
+    nationality: str | None = _text()
+    occupations: list[str] | None = Field(default=None, sa_type=JSONB)
+    origin: str | None = _text()
 
 
 class MediaCharacter(EntityRow, table=True):

@@ -175,8 +175,33 @@ def _character_rows(rec: Mapping[str, Any], source_id: str) -> Rows:
         "other_names": None,
         "description": plain_text(rec.get("description"), "description"),
         "image_url": None,
+        "gender": text(rec.get("gender"), "gender"),
+        "ages": _numbers(rec.get("ages"), "ages"),
+        "birth_date": text(rec.get("birth_date"), "birth_date"),
+        "nationality": text(rec.get("nationality"), "nationality"),
+        "occupations": _strings(rec.get("occupations"), "occupations"),
+        "origin": text(rec.get("source"), "source"),
     }
     return [("catalog.characters", row)]
+
+
+def _numbers(value: Any, field: str) -> list[float] | None:
+    """A JSON array of numbers, or None; anything else is a bad record."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value
+    ):
+        raise SkippableRecordError(f"{field} = {value!r}: expected a list of numbers")
+    return list(value) or None
+
+
+def _strings(value: Any, field: str) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SkippableRecordError(f"{field} = {value!r}: expected a list of strings")
+    return [v.strip() for v in value if v.strip()] or None
 
 
 def _category_rows(rec: Mapping[str, Any], source_id: str) -> Rows:

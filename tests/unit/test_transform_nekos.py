@@ -192,10 +192,16 @@ def test_characters_fill_the_shared_characters_table() -> None:
         "other_names": None,
         "description": "An arch wizard of the Crimson Demon clan.\nLoves explosions.",
         "image_url": None,
+        "gender": "female",
+        "ages": [14, 15],
+        "birth_date": "12-04",
+        "nationality": "Crimson Demon",
+        "occupations": ["Arch Wizard"],
+        "origin": "KonoSuba",
     }
     spec = tables.spec("catalog.characters")
     assert set(megumin) - {"source_id"} <= set(spec.columns)
-    assert batch.raw[0].payload["source"] == "KonoSuba"  # kept in raw for columns the table lacks
+    assert batch.raw[0].payload["source"] == "KonoSuba"
 
 
 def test_categories_become_tags_with_slugs() -> None:
