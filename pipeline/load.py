@@ -1,12 +1,16 @@
 """The loader: one ``Batch`` → one transaction of staged COPY upserts, guided by ``pipeline.tables``.
 
 Per entity table: rows are deduplicated in Python (last wins), hashed (``content_hash``: BLAKE2b of
-the data columns minus ``EntityTable.volatile``), COPY'd into a per-connection temp staging table,
-then one ``INSERT … SELECT … ON CONFLICT (source, source_id) DO UPDATE`` writes only the rows an
-anti-join finds new, changed or soft-deleted: an unchanged re-run rewrites nothing. References are
+the data columns minus ``EntityTable.volatile``) and compared with the stored hashes (one indexed
+lookup per batch, skipped while the table has no rows of the source), so only new, changed or
+soft-deleted rows are COPY'd into a per-connection temp staging table; one ``INSERT … SELECT … ON
+CONFLICT (source, source_id) DO UPDATE … WHERE`` hash-differs-or-deleted then writes them. The
+conflict arbiter's index probe is the only SQL-side anti-join: a ``LEFT JOIN`` on the target would
+be planned from stale statistics as a hash join over every stored row of the source, a cost that
+grows with the table. An unchanged re-run rewrites nothing. References are
 natural keys resolved to surrogate ids by ``LEFT JOIN`` (NULL while the target is missing;
 ``resolve_refs`` fills them later). Link tables are diffed per owner present in the batch (delete
-what is gone, insert what is new). ``raw.records`` takes the same staged anti-join path keyed by the
+what is gone, insert what is new). ``raw.records`` takes the same staged path keyed by the
 payload's hash minus ``RawRecord.volatile`` paths. Rejects are inserted as they are. The caller's
 ``after`` hook (checkpoint advance) runs last, inside the same transaction.
 """
@@ -306,11 +310,9 @@ class Loader:
             WITH written AS (
                 INSERT INTO {_ident(spec.name)} AS t ({", ".join(map(_ident, insert_cols))})
                 SELECT {", ".join(select)}
-                FROM {plan.stage} s
-                LEFT JOIN {_ident(spec.name)} cur ON cur.source = $1 AND cur.source_id = s.source_id{joins}
-                WHERE cur.source_id IS NULL OR cur.content_hash IS DISTINCT FROM s.content_hash
-                   OR cur.deleted_at IS NOT NULL
+                FROM {plan.stage} s{joins}
                 ON CONFLICT (source, source_id) DO UPDATE SET {updates}
+                WHERE t.content_hash IS DISTINCT FROM EXCLUDED.content_hash OR t.deleted_at IS NOT NULL
                 RETURNING (xmax = 0) AS fresh
             )
             SELECT count(*) FILTER (WHERE fresh) AS inserted, count(*) FILTER (WHERE NOT fresh) AS updated
@@ -434,15 +436,13 @@ class Loader:
                 INSERT INTO raw.records AS t (source, resource, source_id, payload, content_hash, run_id)
                 SELECT $1, s.resource, s.source_id, s.payload::jsonb, s.content_hash, $2
                 FROM {plan.stage} s
-                LEFT JOIN raw.records cur
-                  ON cur.source = $1 AND cur.resource = s.resource AND cur.source_id = s.source_id
-                WHERE cur.id IS NULL OR cur.content_hash <> s.content_hash OR cur.deleted_at IS NOT NULL
                 ON CONFLICT (source, resource, source_id) DO UPDATE SET
                     payload = EXCLUDED.payload,
                     last_changed_at = CASE WHEN t.content_hash = EXCLUDED.content_hash
                                            THEN t.last_changed_at ELSE now() END,
                     content_hash = EXCLUDED.content_hash,
                     last_seen_at = now(), deleted_at = NULL, run_id = EXCLUDED.run_id
+                WHERE t.content_hash <> EXCLUDED.content_hash OR t.deleted_at IS NOT NULL
                 RETURNING 1)
             SELECT count(*) FROM written""",
             self.source,
