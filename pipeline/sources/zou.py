@@ -1,0 +1,307 @@
+"""Zou (CGWire production tracker) connector: full scans of ``/data/<model>``, then the events log.
+
+One stream per model (``projects``, ``entities``, ``tasks``, …), each with its own checkpoint:
+
+* **full** (first run, ``--full``): remember the events watermark *before* reading anything, page
+  ``/data/<route>?page=N&limit=L&relations=true`` (several pages in flight), then reconcile by id.
+  The pages are ordered ``updated_at DESC``, so writes during the scan move rows across pages: a row
+  updated mid-scan jumps to page 1 (missed), a delete shifts rows up (one missed). Reconciling:
+  (1) read the events that happened since the watermark and re-fetch the touched ids of this model
+  (``?id=[…]``), (2) ask for the current ``total``, (3) while the distinct live ids seen are fewer,
+  re-page (at most ``MAX_EXTRA_PASSES``) keeping only unseen rows. Only a scan that then holds
+  ``total`` ids reports ``expected_total``, so only then may the runner soft-delete the unseen. The
+  watermark, advanced past the reconciled events, is committed when the scan completes.
+* **incremental**: events after ``watermark − overlap`` minus the ids already applied
+  (``pipeline.sources.zou_log``), reduced per object (``reduce_events``); this model's touched ids
+  are re-fetched in batches of ``fetch_batch``; ``*:delete`` events (and touched ids the server no
+  longer returns) become ``Page.deletes``. The new watermark rides on the last page.
+* **backfill**: a full window re-scans without touching the watermark; a since/until window
+  re-applies the events of that window.
+
+Event fan-out: every model stream reads the log, but the streams of one source share one
+``EventsLog`` per run, so the log is walked once. Each stream stores (``production.events``) the
+events about its own model; events about models the pipeline does not sync are stored by the
+source's first configured resource.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
+
+import pipeline.models.production  # noqa: F401  (registers the production.* table specs)
+from pipeline.checkpoints import StreamState
+from pipeline.errors import ConfigError
+from pipeline.http import RequestStats, ServiceClient
+from pipeline.log import get_logger
+from pipeline.records import Batch
+from pipeline.runner import Page
+from pipeline.settings import SourceSettings, ZouJWTAuth
+from pipeline.sources.zou_log import EventCursor, EventsLog, event_time, events_log
+from pipeline.transform import transform
+from pipeline.transform.common import collect_unknown
+from pipeline.transform.zou import page_records, transform_entities
+from pipeline.transform.zou_events import EVENT_RESOURCES, reduce_events, split_event_name
+
+log = get_logger(__name__)
+
+ROUTES = {
+    "projects": "projects",
+    "entity_types": "entity-types",
+    "entities": "entities",
+    "task_types": "task-types",
+    "task_statuses": "task-status",
+    "tasks": "tasks",
+    "persons": "persons",
+    "comments": "comments",
+    "time_spents": "time-spents",
+}
+EVENTS = "events"
+DEFAULT_OVERLAP_SECONDS = 60
+DEFAULT_FETCH_BATCH = 100
+MAX_EXTRA_PASSES = 2
+
+
+def client_options(source: SourceSettings) -> dict[str, Any]:
+    """Zou needs nothing beyond the defaults: JWT auth comes from ``[sources.X.auth]``."""
+    return {}
+
+
+def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -> ZouStream:
+    if resource not in ROUTES and resource != EVENTS:
+        raise ConfigError(
+            f"[sources.{source.name}] resource {resource!r} is not a Zou model; use some of "
+            f"{', '.join(ROUTES)}"
+        )
+    return ZouStream(source, resource, client)
+
+
+def chunks(ids: Sequence[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(ids), size):
+        yield list(ids[start : start + size])
+
+
+class ZouStream:
+    """One Zou model of one studio (``runner.Stream``)."""
+
+    incremental = True
+
+    def __init__(self, source: SourceSettings, resource: str, client: ServiceClient) -> None:
+        self.source = source
+        self.resource = resource
+        self.client = client
+        self.stats = RequestStats()
+        self.owned_tables = (f"production.{resource}",)
+        auth = source.auth
+        self.auth_identity = f"user:{auth.email.lower()}" if isinstance(auth, ZouJWTAuth) else "anonymous"
+        options = source.options
+        self.overlap = float(options.get("events_overlap_seconds", DEFAULT_OVERLAP_SECONDS))
+        self.fetch_batch = int(options.get("fetch_batch", DEFAULT_FETCH_BATCH))
+        self.log: EventsLog = events_log(client, options)
+        self.route = ROUTES.get(resource, "")
+        self._type_names: dict[str, str] | None = None
+        self._last_deletes: dict[str, list[str]] = {}
+        self._last_returned: set[str] = set()
+        self._pass_total: int | None = None
+
+    def __repr__(self) -> str:
+        return f"ZouStream(source={self.source.name!r}, resource={self.resource!r})"
+
+    # -- transform ---------------------------------------------------------------------------------
+    def transform(self, doc: Any) -> Batch:
+        if isinstance(doc, Mapping) and EVENTS in doc:
+            return transform("zou", EVENTS, doc[EVENTS])
+        if self.resource == "entities":
+            with collect_unknown() as unknown:
+                batch = transform_entities(doc, entity_type_names=self._type_names or {})
+            batch.unknown.extend(pair for pair in unknown if pair not in batch.unknown)
+            return batch
+        return transform("zou", self.resource, doc)
+
+    def wrap_records(self, payloads: list[dict[str, Any]]) -> Any:
+        return {EVENTS: payloads} if self.resource == EVENTS else {"data": payloads}
+
+    # -- pages -------------------------------------------------------------------------------------
+    async def pages(self, state: StreamState) -> AsyncIterator[Page]:
+        window = state.window
+        if state.mode == "incremental":
+            pages = self._incremental(EventCursor.decode(state.cursor))
+        elif state.mode == "backfill" and window is not None and not window.full:
+            since = window.since.strftime("%Y-%m-%dT%H:%M:%S") if window.since else None
+            until = window.until.strftime("%Y-%m-%dT%H:%M:%S") if window.until else None
+            pages = self._window(since, until)
+        elif self.resource == EVENTS:
+            pages = self._events_start(state)
+        else:
+            pages = self._scan(state)
+        async for page in pages:
+            yield page
+
+    async def _incremental(self, cursor: EventCursor) -> AsyncIterator[Page]:
+        events = cursor.unseen(await self.log.read(cursor.after(self.overlap), self.stats))
+        async for page in self._apply(events):
+            yield page
+        final = cursor.advance(events, self.overlap)
+        log.info("zou_events_applied", events=len(events), at=final.at)
+        yield Page({"data": []}, cursor=final.encode(), deletes=self._last_deletes)
+
+    async def _window(self, since: str | None, until: str | None) -> AsyncIterator[Page]:
+        events = await self.log.read(since, self.stats, before=until)
+        async for page in self._apply(events):
+            yield page
+        yield Page({"data": []}, deletes=self._last_deletes)
+
+    async def _events_start(self, state: StreamState) -> AsyncIterator[Page]:
+        """The events stream's first run keeps only the watermark: the log's past is not replayed."""
+        start = await self.log.newest(self.overlap, self.stats)
+        yield Page({"data": []}, cursor=start.encode() if state.mode == "full" else None)
+
+    async def _apply(self, events: list[dict[str, Any]]) -> AsyncIterator[Page]:
+        """Store this model's events, re-fetch what they touched, and note what they deleted."""
+        mine = [e for e in events if self._owns(e)]
+        if mine:
+            yield Page({EVENTS: mine})
+        self._last_deletes, self._last_returned = {}, set()
+        if self.resource == EVENTS:
+            return
+        changes = reduce_events(events)
+        touched = sorted(changes.touched.get(self.resource, ()))
+        returned: set[str] = set()
+        async for page, ids in self._fetch_ids(touched):
+            returned |= ids
+            yield page
+        gone = set(changes.deleted.get(self.resource, ())) | (set(touched) - returned)
+        self._last_deletes, self._last_returned = self._deletes(gone), returned
+        log.info("zou_changes", touched=len(touched), deleted=len(gone), events=len(events))
+
+    def _owns(self, event: Mapping[str, Any]) -> bool:
+        if self.resource == EVENTS:
+            return True
+        name = event.get("name")
+        target = EVENT_RESOURCES.get(split_event_name(name)[0]) if isinstance(name, str) else None
+        if target is None or target not in self.source.resources:
+            return self.resource == self.source.resources[0]
+        return target == self.resource
+
+    def _deletes(self, ids: Iterable[str]) -> dict[str, list[str]]:
+        wanted = sorted(ids)
+        return {self.owned_tables[0]: wanted, self.resource: wanted} if wanted else {}
+
+    async def _fetch_ids(self, ids: Sequence[str]) -> AsyncIterator[tuple[Page, set[str]]]:
+        """``/data/<route>?id=[…]``: the current rows of ``ids``, a batch per request."""
+        if ids:
+            await self._need_type_names()
+        for batch in chunks(ids, self.fetch_batch):
+            params = {"id": orjson.dumps(batch).decode(), "relations": "true"}
+            body, nbytes = await self._get(f"data/{self.route}", params)
+            found = {str(r.get("id")) for r in page_records(body, self.resource) if isinstance(r, Mapping)}
+            yield Page(body, nbytes=nbytes), found
+
+    # -- the full scan -----------------------------------------------------------------------------
+    async def _scan(self, state: StreamState) -> AsyncIterator[Page]:
+        holding = state.mode == "full"
+        start: EventCursor | None = None
+        if holding:
+            held = state.held_cursor
+            start = EventCursor.decode(held) if held else await self.log.newest(self.overlap, self.stats)
+        cursor = start.encode() if start else None
+        resumed = len(state.committed) > 0
+        await self._need_type_names()
+        seen: set[str] = set()
+        async for page, ids in self._pass(state, seen=None, cursor=cursor):
+            seen |= ids
+            yield page
+        gone: set[str] = set()
+        events: list[dict[str, Any]] = []
+        if start is not None:
+            events = start.unseen(await self.log.read(start.after(self.overlap), self.stats, fresh=True))
+            async for page in self._apply(events):
+                yield page
+            gone = set(self._last_deletes.get(self.resource, ()))
+            start = start.advance(events, self.overlap)
+            cursor = start.encode()
+            seen |= self._last_returned
+        quiet = start is not None and not events  # nothing moved while the pages were read
+        total = self._pass_total if quiet and self._pass_total is not None else await self._count()
+        passes = 0
+        while not resumed and len(seen - gone) < total and passes < MAX_EXTRA_PASSES:
+            passes += 1
+            log.info("zou_repage", missing=total - len(seen - gone), pass_number=passes)
+            async for page, ids in self._pass(state, seen=seen, cursor=cursor):
+                seen |= ids
+                yield page
+            total = await self._count()
+        complete = not resumed and len(seen - gone) >= total
+        if not complete:
+            log.warning("zou_scan_incomplete", seen=len(seen - gone), total=total, resumed=resumed)
+        yield Page(
+            {"data": []},
+            cursor=cursor,
+            expected_total=total if complete else None,
+            deletes=self._deletes(gone),
+        )
+
+    async def _pass(
+        self, state: StreamState, *, seen: set[str] | None, cursor: str | None
+    ) -> AsyncIterator[tuple[Page, set[str]]]:
+        """Page the model once; a re-pass (``seen`` given) keeps only rows not seen yet, unkeyed."""
+        limit = self.source.page_size
+        number, last = 1, 1
+        self._pass_total = None
+        while number <= last:
+            wanted: list[int] = []
+            while number <= last and len(wanted) < self.source.max_in_flight:
+                if seen is not None or number == 1 or number not in state.committed:
+                    wanted.append(number)
+                number += 1
+                if len(wanted) == 1 and wanted[0] == 1 and last == 1:
+                    break  # page 1 alone first: it tells how many pages there are
+            for n, body, nbytes in await self._fetch_pages(wanted, limit):
+                rows = [r for r in page_records(body, self.resource) if isinstance(r, Mapping)]
+                ids = {str(r.get("id")) for r in rows}
+                if rows and isinstance(body, Mapping) and isinstance(body.get("total"), int):
+                    last = max(last, -(-body["total"] // limit))
+                    self._pass_total = body["total"]
+                if seen is None:
+                    yield Page(body, key=n, cursor=cursor, nbytes=nbytes), ids
+                    continue
+                fresh = [r for r in rows if str(r.get("id")) not in seen]
+                if fresh:
+                    yield Page({"data": fresh}, cursor=cursor, nbytes=nbytes), ids
+
+    async def _fetch_pages(self, numbers: list[int], limit: int) -> list[tuple[int, Any, int]]:
+        path = f"data/{self.route}"
+
+        async def one(n: int) -> tuple[int, Any, int]:
+            body, nbytes = await self._get(path, {"page": n, "limit": limit, "relations": "true"})
+            return n, body, nbytes
+
+        async with asyncio.TaskGroup() as tasks:
+            running = [tasks.create_task(one(n)) for n in numbers]
+        return [task.result() for task in running]
+
+    async def _count(self) -> int:
+        body, _ = await self._get(f"data/{self.route}", {"page": 1, "limit": 1})
+        total = body.get("total") if isinstance(body, Mapping) else None
+        return total if isinstance(total, int) else 0
+
+    async def _get(self, path: str, params: Mapping[str, Any]) -> tuple[Any, int]:
+        response = await self.client.request("GET", path, params=params, stats=self.stats)
+        return response.data, response.nbytes
+
+    async def _need_type_names(self) -> None:
+        """Generic ``/data/entities`` rows say ``type: "Entity"``: the kind comes from the type's name."""
+        if self.resource != "entities" or self._type_names is not None:
+            return
+        body, _ = await self._get("data/entity-types", {})
+        self._type_names = {
+            str(r["id"]): str(r.get("name"))
+            for r in page_records(body, "entity_types")
+            if isinstance(r, Mapping) and "id" in r
+        }
+
+
+__all__ = ["ROUTES", "ZouStream", "build_stream", "client_options", "event_time"]
