@@ -11,7 +11,7 @@ import pytest
 from pipeline.sandbox.kitsu_views import build_view
 from pipeline.sandbox.server import Sandbox, start_sandbox
 from pipeline.sandbox.world import World
-from tests.integration.catalog_kit import (
+from tests.integration.test_catalog_e2e_kit import (
     SANDBOX_OPTIONS,
     anilist_media,
     catalog_settings,

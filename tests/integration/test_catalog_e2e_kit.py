@@ -1,4 +1,4 @@
-"""Shared set-up for the catalogue end-to-end tests: sandbox settings at test speed, sync, world views."""
+"""Shared set-up for the catalogue end-to-end tests (no tests here): fast settings, sync, world views."""
 
 from __future__ import annotations
 
