@@ -23,9 +23,9 @@ def catalog_settings(sandbox: Sandbox, **overrides: dict[str, Any]) -> Settings:
     tables = source_settings(sandbox)
     sources: dict[str, Any] = {}
     for name in ("kitsu", "anilist", "anilist_v1"):
-        body = {**tables[name], "rate": FAST, **overrides.get(name, {})}
-        if body.pop("drop", False):
+        if name not in tables or overrides.get(name, {}).get("drop"):
             continue
+        body = {**tables[name], "rate": FAST, **overrides.get(name, {})}
         if body.get("auth") is None:
             body.pop("auth", None)
         sources[name] = body
