@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
 from pipeline.http import ServiceClient
 from pipeline.runner import run_sync
@@ -76,3 +77,23 @@ async def test_interrupted_parallel_scan_resumes_with_only_the_missing_pages(
     )
     assert done["scan_completed_at"] is not None
     assert done["scan_seen"] == len({k for k in kitsu_media(world) if k.startswith("anime/")})
+
+
+async def test_unknown_subtype_is_stored_as_unknown_and_logged_once(
+    sandbox: Sandbox, pool: asyncpg.Pool
+) -> None:
+    """Two manga on different pages with an unmapped subtype: both stored as unknown, one warning."""
+    world = sandbox.ctx.need_world()
+    manga = [w for w in world.live() if w.kind == "manga" and w.kitsu_id]
+    odd = [manga[0], manga[-1]]  # on the first and the last page: two batches
+    for work in odd:
+        world.update_work(work, {"format": "webtoon"})
+    settings = catalog_settings(sandbox, kitsu={"resources": ["manga"]}, **ONLY_KITSU)
+    with capture_logs() as logs:
+        await sync(settings, pool)
+    warnings = [e for e in logs if e["event"] == "unknown_vocabulary"]
+    assert [(e["field"], e["value"]) for e in warnings] == [("kitsu.manga.subtype", "webtoon")]
+    stored = await pool.fetch(
+        "SELECT source_id FROM catalog.media WHERE source = 'kitsu' AND format = 'unknown'"
+    )
+    assert {r["source_id"] for r in stored} == {f"manga/{w.kitsu_id}" for w in odd}
