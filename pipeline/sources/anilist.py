@@ -223,6 +223,7 @@ class AniListStream:
                     complete = False
                 request = paginator.next_request() if paginator.has_next else None
                 number += 1
+        complete = complete and len(seen) > 0  # an empty catalogue is a glitch, never a mass delete
         log.info("anilist_scan_done", distinct=len(seen), complete=complete)
         yield Page(self.wrap_records([]), cursor=newest, expected_total=len(seen) if complete else None)
 

@@ -104,7 +104,7 @@ class AniListV1Stream:
             yield Page(doc, key=number, nbytes=nbytes)
             request = paginator.next_request() if paginator.has_next else None
             number += 1
-        complete = orderly and not paginator.capped
+        complete = orderly and not paginator.capped and len(seen) > 0  # empty: a glitch, never a mass delete
         log.info("anilist_v1_scan_done", pages=number - start, distinct=len(seen), complete=complete)
         yield Page([], expected_total=len(seen) if complete else None)
 

@@ -163,7 +163,7 @@ class KitsuStream:
 
         async for page in completed(todo, fetch, self.width):
             yield page
-        consistent = len(counts) == 1 and not capped
+        consistent = len(counts) == 1 and not capped and total > 0  # an empty catalogue is a glitch
         if not consistent:
             log.warning("kitsu_scan_unreliable", counts=sorted(counts), capped=capped)
         yield Page({"data": []}, expected_total=total if consistent and self.route.deletes else None)

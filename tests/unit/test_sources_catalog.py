@@ -184,6 +184,14 @@ async def test_kitsu_scan_plans_pages_from_meta_count_and_skips_committed() -> N
     assert all(c[2]["sort"] == "id" and c[2]["include"] == "categories" for c in client.calls)
 
 
+async def test_kitsu_empty_catalogue_never_reports_a_total() -> None:
+    """meta.count 0 is treated as a glitch: the scan completes without licence to delete."""
+    client = FakeClient(lambda *a: {"data": [], "meta": {"count": 0}})
+    pages = await collect(kitsu.KitsuStream(source("kitsu"), "manga", client).pages(state()))  # type: ignore[arg-type]
+    assert len(client.calls) == 1
+    assert pages[-1].expected_total is None
+
+
 # -- AniList ----------------------------------------------------------------------------------------
 
 
