@@ -1,0 +1,169 @@
+"""Nekos API v1 connector: images, artists, characters and categories (image tags), full re-scans.
+
+Each resource is ``/<singular>?limit=L&offset=O`` with ``meta.pagination.total``. The server has no
+ORDER BY, so a scan sees duplicates on one page and misses on another. The connector keeps the
+distinct ids it has seen; after the first pass it re-reads pages, those next to a duplicate first
+(a row that moved there left a gap on its neighbour), until it has seen ``total`` distinct ids or
+spent ``MAX_EXTRA_PASSES`` passes. Only then does its last page carry ``expected_total``, the
+runner's permission to soft-delete the rows the scan did not see. A resumed scan (pages committed
+by a run that stopped) reads only the pages left and makes no extra passes; it still reports the
+total, and the runner, which counts the distinct ids the whole scan loaded, deletes only if every
+one was seen (else a boundary row missed across the two runs waits for the next scan).
+
+The 1 req/s limit is the ``ServiceClient``'s business (limiter, pause on 429, violation budget
+that stops the service with the committed pages saved); the kind defaults set ``max_in_flight=1``.
+Image ``url`` and ``meta.expires`` change on every call and are volatile in the transforms, so an
+unchanged image is never rewritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import pipeline.models.images  # noqa: F401  (registers the catalog image table specs)
+from pipeline.checkpoints import StreamState
+from pipeline.errors import ConfigError, ContractError
+from pipeline.http import RequestStats, ServiceClient
+from pipeline.log import get_logger
+from pipeline.records import Batch
+from pipeline.runner import Page
+from pipeline.settings import BearerAuth, SourceSettings
+from pipeline.transform import transform
+from pipeline.transform.nekos import page_items
+
+log = get_logger(__name__)
+
+PATHS = {"images": "image", "artists": "artist", "characters": "character", "categories": "category"}
+OWNED = {
+    "images": ("catalog.images",),
+    "artists": ("catalog.artists",),
+    "characters": ("catalog.characters",),
+    "categories": ("catalog.tags",),
+}
+MAX_EXTRA_PASSES = 3
+
+
+def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -> NekosStream:
+    if resource not in PATHS:
+        raise ConfigError(
+            f"[sources.{source.name}] resource {resource!r} is not a Nekos v1 listing; use some of "
+            f"{', '.join(PATHS)}"
+        )
+    return NekosStream(source, resource, client)
+
+
+def _total(body: Any) -> int | None:
+    pagination = body.get("meta", {}).get("pagination", {}) if isinstance(body, Mapping) else {}
+    total = pagination.get("total") if isinstance(pagination, Mapping) else None
+    return total if isinstance(total, int) and not isinstance(total, bool) else None
+
+
+class NekosStream:
+    """One Nekos listing (``runner.Stream``)."""
+
+    incremental = False
+
+    def __init__(self, source: SourceSettings, resource: str, client: ServiceClient) -> None:
+        self.source = source
+        self.resource = resource
+        self.client = client
+        self.stats = RequestStats()
+        self.owned_tables = OWNED[resource]
+        # The token's scopes decide what is listed: a scan made without one never deletes after one with.
+        self.auth_identity = "bearer" if isinstance(source.auth, BearerAuth) else "anonymous"
+        self.path = PATHS[resource]
+        self.limit = source.page_size
+
+    def __repr__(self) -> str:
+        return f"NekosStream(source={self.source.name!r}, resource={self.resource!r})"
+
+    def transform(self, doc: Any) -> Batch:
+        return transform("nekos", self.resource, doc)
+
+    def wrap_records(self, payloads: list[dict[str, Any]]) -> Any:
+        return {"success": True, "data": payloads, "meta": {"pagination": {"total": len(payloads)}}}
+
+    async def pages(self, state: StreamState) -> AsyncIterator[Page]:
+        seen: set[str] = set()
+        holders: dict[str, int] = {}  # id → the page it was first seen on
+        suspects: set[int] = set()  # pages next to a duplicate: where a missed row most likely sits
+        resumed = len(state.committed) > 0
+        total = 0
+        count = 1
+        number = 0
+        while number < count:
+            wanted: list[int] = []
+            while number < count and len(wanted) < self.source.max_in_flight:
+                if number == 0 or number not in state.committed:
+                    wanted.append(number)
+                number += 1
+            for n, body, nbytes in await self._fetch(wanted):
+                total = _total(body) or total
+                count = max(count, -(-total // self.limit))
+                fresh = self._absorb(n, body, seen, holders, suspects)
+                yield Page(self._with(body, fresh), key=n, nbytes=nbytes)
+        passes = 0
+        while not resumed and len(seen) < total and passes < MAX_EXTRA_PASSES:
+            passes += 1
+            first = sorted(p for p in suspects if 0 <= p < count)
+            order = first + [n for n in range(count) if n not in suspects]
+            log.info("nekos_reread", missing=total - len(seen), pass_number=passes, suspects=len(suspects))
+            for n in order:
+                if len(seen) >= total:
+                    break
+                [(_, body, nbytes)] = await self._fetch([n])
+                total = _total(body) or total
+                fresh = self._absorb(n, body, seen, holders, suspects)
+                if fresh:
+                    yield Page(self._with(body, fresh), nbytes=nbytes)
+        # A resumed scan cannot count the ids of the pages committed before it, but the runner can
+        # (it compares the distinct ids the whole scan loaded with expected_total before deleting).
+        complete = resumed or len(seen) >= total
+        if not complete:
+            log.warning("nekos_scan_incomplete", seen=len(seen), total=total)
+        empty = {"success": True, "data": [], "meta": {"pagination": {"total": total}}}
+        yield Page(empty, expected_total=total if complete else None)
+
+    def _absorb(
+        self, n: int, body: Any, seen: set[str], holders: dict[str, int], suspects: set[int]
+    ) -> list[Any]:
+        """The page's records not seen before; a duplicate marks both pages and their neighbours."""
+        fresh = []
+        for record in page_items(body, self.resource):
+            rid = str(record.get("id")) if isinstance(record, Mapping) else None
+            if rid is None:
+                fresh.append(record)  # the transform rejects it with its reason
+            elif rid not in seen:
+                seen.add(rid)
+                holders[rid] = n
+                fresh.append(record)
+            elif holders[rid] != n:
+                for page in (holders[rid], n):
+                    suspects.update((page - 1, page, page + 1))
+        return fresh
+
+    @staticmethod
+    def _with(body: Any, records: list[Any]) -> dict[str, Any]:
+        return {**body, "data": records}
+
+    async def _fetch(self, numbers: list[int]) -> list[tuple[int, Any, int]]:
+        async def one(n: int) -> tuple[int, Any, int]:
+            params = {"limit": self.limit, "offset": n * self.limit}
+            response = await self.client.request("GET", self.path, params=params, stats=self.stats)
+            if not isinstance(response.data, Mapping):
+                raise ContractError(
+                    f"nekos {self.resource}: {response.url} answered {type(response.data).__name__}, not an "
+                    "envelope; check base_url (the v1 API root, e.g. https://v1.nekosapi.com/api)"
+                )
+            return n, response.data, response.nbytes
+
+        if len(numbers) == 1:
+            return [await one(numbers[0])]
+        async with asyncio.TaskGroup() as tasks:
+            running = [tasks.create_task(one(n)) for n in numbers]
+        return [task.result() for task in running]
+
+
+__all__ = ["OWNED", "PATHS", "NekosStream", "build_stream"]
