@@ -31,8 +31,9 @@ def redact_url(url: str) -> str:
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            userinfo = userinfo.split(":", 1)[0] + ":" + MASK
+        user, colon, password = userinfo.partition(":")
+        if colon and password:  # an empty password stays empty: the URL must keep working in psql
+            userinfo = user + ":" + MASK
         netloc = f"{userinfo}@{host}"
     query = parts.query
     if query:
