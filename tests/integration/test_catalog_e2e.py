@@ -8,9 +8,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from pipeline.replay import replay
 from pipeline.sandbox.kitsu_views import build_view
 from pipeline.sandbox.server import Sandbox, start_sandbox
 from pipeline.sandbox.world import World
+from pipeline.sources import build_stream
 from tests.integration.test_catalog_e2e_kit import (
     SANDBOX_OPTIONS,
     anilist_media,
@@ -200,3 +202,21 @@ async def test_works_view_groups_mapped_works_without_false_merges(
     side_by_side = await pool.fetch(EXAMPLE_QUERY.read_text(encoding="utf-8"))
     assert side_by_side
     assert all(r["kitsu_title"] and r["anilist_title"] for r in side_by_side)
+
+
+async def test_replay_rebuilds_media_from_raw_without_the_apis(sandbox: Sandbox, pool: asyncpg.Pool) -> None:
+    """With the media rows gone and the sandbox stopped, replay rebuilds them from raw.records."""
+    settings = catalog_settings(sandbox, kitsu={"resources": ["anime", "manga", "categories"]})
+    await sync(settings, pool)
+    before = {source: await live_media(pool, source) for source in SOURCES}
+    linked = "SELECT count(*) FROM catalog.media_genres WHERE genre_id IS NOT NULL"
+    genres = await pool.fetchval(linked)
+    assert genres > 0
+    await pool.execute("DELETE FROM catalog.media")
+    await sandbox.stop()
+    summary = await replay(settings, pool, stream_factory=build_stream)
+    assert all(r.status == "succeeded" for r in summary.streams)
+    assert {source: await live_media(pool, source) for source in SOURCES} == before
+    assert (
+        await pool.fetchval("SELECT count(*) FROM catalog.media_genres WHERE genre_id IS NOT NULL") == genres
+    )
