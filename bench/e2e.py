@@ -59,7 +59,7 @@ async def sync_ours(config: str, url: str, limit: int) -> dict[str, Any]:
     )
     settings = settings.model_copy(update={"sources": {"kitsu": kitsu}})
     async with db.pool_for(url, min_size=1, max_size=4) as pool:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         summary = await run_sync(
             settings,
             pool,
@@ -69,7 +69,7 @@ async def sync_ours(config: str, url: str, limit: int) -> dict[str, Any]:
             stream_factory=sources.build_stream,
             client_factory=sources.open_client,
         )
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         rows = await pool.fetchval("SELECT count(*) FROM catalog.media WHERE source = 'kitsu'")
         raw = await pool.fetchval("SELECT count(*) FROM raw.records WHERE source = 'kitsu'")
     stream = summary.streams[0]
@@ -81,6 +81,7 @@ async def sync_ours(config: str, url: str, limit: int) -> dict[str, Any]:
         "raw": raw,
         "requests": stream.requests,
         "seconds": seconds,
+        "cpu_seconds": cpu,
     }
 
 
@@ -126,12 +127,12 @@ def sync_dlt(base_url: str, token: str, url: str, limit: int) -> dict[str, Any]:
             dataset_name="dlt_kitsu",
             pipelines_dir=work,
         )
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         pipeline.run(source)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         with pipeline.sql_client() as client:
             rows = client.execute_sql("SELECT count(*) FROM dlt_kitsu.anime")[0][0]
-    return {"status": "succeeded", "records": rows, "rows": rows, "seconds": seconds}
+    return {"status": "succeeded", "records": rows, "rows": rows, "seconds": seconds, "cpu_seconds": cpu}
 
 
 def dlt_credentials(url: str) -> dict[str, Any]:
@@ -229,13 +230,15 @@ def main() -> list[dict[str, Any]]:
     dlt_rate = theirs["records"] / theirs["seconds"]
     ratio = ours_rate / dlt_rate
     ours_note = (
-        f"ours: {ours['records']:,} records in {ours['seconds']:.1f} s, {ours['requests']:,} requests, "
+        f"ours: {ours['records']:,} records in {ours['seconds']:.1f} s ({_cpu(ours)}), "
+        f"{ours['requests']:,} requests, "
         f"rate {RATE}/s, {IN_FLIGHT} in flight; writes raw.records ({ours['raw']:,}) + catalog rows "
         f"({ours['rows']:,} media) + links + checkpoints; peak RSS {ours['peak_rss_mb']:.0f} MB"
     )
     dlt_note = (
         f"dlt {_dlt_version()}: rest_api offset paginator, merge on id, defaults otherwise "
-        f"(sequential pages, nested tables); {theirs['records']:,} records in {theirs['seconds']:.1f} s; "
+        f"(sequential pages, nested tables); {theirs['records']:,} records in {theirs['seconds']:.1f} s "
+        f"({_cpu(theirs)}); "
         f"peak RSS {theirs['peak_rss_mb']:.0f} MB"
     )
     return [
@@ -247,9 +250,25 @@ def main() -> list[dict[str, Any]]:
             round(ratio, 2),
             f">= {TARGET_RATIO:.0f}x",
             ratio >= TARGET_RATIO,
-            "same sandbox process, same Postgres, same token and page size; each client in its own process",
+            "same sandbox process, same Postgres, same token, query and page size; each client in its "
+            f"own process; {limit_note(ours)}",
         ),
     ]
+
+
+def _cpu(side: dict[str, Any]) -> str:
+    return f"client CPU {side['cpu_seconds']:.1f} s"
+
+
+def limit_note(ours: dict[str, Any]) -> str:
+    """What bounds our side: the client's own CPU, or waiting (on Postgres: the server is shared)."""
+    waiting = 1 - ours["cpu_seconds"] / ours["seconds"]
+    if waiting > 0.5:
+        return (
+            f"ours spends {waiting:.0%} of its time waiting, not computing: on Postgres (the loader's "
+            "per-batch statements), since the same sandbox serves dlt's pages fast"
+        )
+    return f"ours is bound by its own CPU ({1 - waiting:.0%} busy)"
 
 
 def _dlt_version() -> str:
