@@ -13,9 +13,10 @@ Compound documents: ``include=`` asks for the linkage each unified table needs (
 media → ``media_genres``, ``media`` on episodes, ``item`` on mappings, ``character`` on
 media-characters). Included copies of records another stream owns (the categories on an anime
 page, the media on an episode page) are dropped before transforming: their stream lands them, and
-a stream's scan must only count its own records. Characters exist only as includes, so the
-``characters`` stream keeps them; it reports no expected total (characters are discovered through
-their media), so it never deletes.
+a stream's scan must only count its own records. They are asked for with a sparse fieldset
+(``fields[anime]=slug``), which cuts an episodes or mappings page to a fraction of its size.
+Characters exist only as includes, so the ``characters`` stream keeps them; it reports no expected
+total (characters are discovered through their media), so it never deletes.
 
 Media raw records are stored under the unified key (``anime/12``): Kitsu numbers anime and manga
 separately, and a complete scan's soft delete then reaches ``catalog.media`` too.
@@ -59,14 +60,17 @@ class Route:
     include: str | None = None
     keep_included: bool = False
     deletes: bool = True
+    slim: tuple[
+        str, ...
+    ] = ()  # included types cut to one field (``fields[type]=slug``): only linkage is read
 
 
 ROUTES: dict[str, Route] = {
-    "anime": Route("anime", ("catalog.media",), include="categories"),
-    "manga": Route("manga", ("catalog.media",), include="categories"),
-    "episodes": Route("episodes", ("catalog.episodes",), include="media"),
+    "anime": Route("anime", ("catalog.media",), include="categories", slim=("categories",)),
+    "manga": Route("manga", ("catalog.media",), include="categories", slim=("categories",)),
+    "episodes": Route("episodes", ("catalog.episodes",), include="media", slim=("anime",)),
     "categories": Route("categories", ("catalog.genres",)),
-    "mappings": Route("mappings", ("catalog.external_ids",), include="item"),
+    "mappings": Route("mappings", ("catalog.external_ids",), include="item", slim=MEDIA_TYPES),
     "characters": Route(
         "media-characters",
         ("catalog.characters", "catalog.media_characters"),
@@ -132,6 +136,7 @@ class KitsuStream:
     # -- pages -------------------------------------------------------------------------------------
     def paginator(self) -> JsonApiPaginator:
         params = {"include": self.route.include} if self.route.include else {}
+        params |= {f"fields[{kind}]": "slug" for kind in self.route.slim}
         return JsonApiPaginator(self.route.path, limit=self.source.page_size, params=params)
 
     async def pages(self, state: StreamState) -> AsyncIterator[Page]:

@@ -182,6 +182,7 @@ async def test_kitsu_scan_plans_pages_from_meta_count_and_skips_committed() -> N
     assert sorted(p.key for p in pages if p.key is not None) == [0, 1, 3]
     assert pages[-1].expected_total == 65
     assert all(c[2]["sort"] == "id" and c[2]["include"] == "categories" for c in client.calls)
+    assert all(c[2]["fields[categories]"] == "slug" for c in client.calls)  # included copies: linkage only
 
 
 async def test_kitsu_empty_catalogue_never_reports_a_total() -> None:
