@@ -4,15 +4,16 @@ AniList's terms forbid mass collection without permission: ask AniList before a 
 real service (the README says so too).
 
 * **full** (first run, ``--full``, a full backfill): one query cannot page past item 5,000
-  (``page × perPage``), so the scan is partitioned by start year (``partition_years`` boundaries,
-  default from ``first_year``; one partition for everything earlier, one for everything later),
-  each paged ``sort: ID`` on ``hasNextPage`` alone (``pageInfo.total`` is unreliable). Works
-  without a start year match no date filter: they are read from both ends of a ``START_DATE``
-  sort (wherever the server puts nulls) until the first dated work. Page keys are
-  ``partition × 1000 + page``, so an interrupted scan resumes each partition where it stopped.
-  A partition that reaches the depth cap makes the scan partial (no deletes) and says which
-  boundaries to add. A complete scan reports the distinct ids it saw as ``expected_total`` and
-  holds the newest ``updatedAt`` as the cursor for the nightly runs.
+  (``page × perPage``), so the scan is partitioned by start date: ranges cut at the
+  ``partition_years`` boundaries (default from ``first_year``), each paged ``sort: ID`` on
+  ``hasNextPage`` alone (``pageInfo.total`` is unreliable). A range whose first page is full is
+  probed at the cap's last page; if that is full too the range is halved (at a year, else a
+  month, else a day boundary) until each half fits. Works without a start year match no date
+  filter: they are read from both ends of a ``START_DATE`` sort (wherever the server puts nulls)
+  until the first dated work. Page keys are a stable per-range base + the page number, so an
+  interrupted scan resumes each range, splits included, where it stopped. A range that cannot be
+  split any further makes the scan partial (no deletes). A complete scan reports the distinct
+  ids it saw as ``expected_total`` and holds the newest ``updatedAt`` as the nightly cursor.
 * **incremental**: ``sort: UPDATED_AT_DESC`` from the top until ``updatedAt`` < the checkpoint
   (already capped at the run start and lagged by the runner, minus ``cursor_lag_seconds``); the
   new cursor rides on the last page.
@@ -24,6 +25,8 @@ epoch, and ``errors[]`` in a 200 body read by ``graphql_body_check``.
 
 from __future__ import annotations
 
+import zlib
+from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,7 +50,7 @@ log = get_logger(__name__)
 
 TYPES = {"anime": "ANIME", "manga": "MANGA"}
 DEPTH_CAP = 5000
-KEY_STRIDE = 1000  # page keys: partition * KEY_STRIDE + page (≤ 100 pages fit under the depth cap)
+KEY_STRIDE = 1000  # page keys: partition key base + page (≤ 100 pages fit under the depth cap)
 DEFAULT_BOUNDARIES = (1990, 2000, 2005, 2010, 2013, 2016, 2018, 2020, 2022, 2024, 2026)
 
 MEDIA_FIELDS = """
@@ -79,29 +82,62 @@ def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -
     return AniListStream(source, resource, client)
 
 
+FIRST_FUZZY, LAST_FUZZY = 10_000_000, 30_000_000  # year 1000 and year 3000: the open ends, closed
+
+
 @dataclass(frozen=True)
 class Partition:
-    """One slice of the catalogue a query can page through: a start-year range or the undated."""
+    """A slice one query can page through: fuzzy start dates ``above < d < below``, or the undated.
 
-    name: str
-    variables: Mapping[str, Any]
-    undated: bool = False
+    Adjacent ranges share a boundary ``B`` (``below = B``, next ``above = B - 1``), so every fuzzy
+    date (``20170000`` year-only, ``20170700`` month-only, ``20170715``) lands in exactly one.
+    """
+
+    above: int = FIRST_FUZZY - 1
+    below: int = LAST_FUZZY
+    sort: tuple[str, ...] = ()  # the undated walks: both ends of a START_DATE sort
+
+    @property
+    def undated(self) -> bool:
+        return bool(self.sort)
+
+    @property
+    def name(self) -> str:
+        return f"undated {self.sort[0]}" if self.sort else f"{self.above + 1}..{self.below - 1}"
+
+    @property
+    def variables(self) -> dict[str, Any]:
+        if self.sort:
+            return {"sort": list(self.sort)}
+        return {"startDate_greater": self.above, "startDate_lesser": self.below}
+
+    @property
+    def key_base(self) -> int:
+        """A stable page-key base for this range, so resumed scans find their pages after splits too."""
+        return zlib.crc32(f"{self.above}:{self.below}:{self.sort}".encode()) * KEY_STRIDE
+
+    def split(self) -> tuple[Partition, Partition] | None:
+        """Halves at a year, else a month, else a day boundary; None when one day is already too much."""
+        if self.sort:
+            return None
+        low, high = self.above + 1, self.below - 1
+        ceilings = {10000: high // 10000, 100: low // 10000 * 100 + 12, 1: low // 100 * 100 + 31}
+        for unit, ceiling in ceilings.items():  # months end at 12, days at 31: no cut in empty space
+            first, last = low // unit, min(high // unit, ceiling)
+            if last > first:
+                cut = (first + last + 1) // 2 * unit
+                return Partition(self.above, cut), Partition(cut - 1, self.below)
+        return None
 
 
 def partitions(boundaries: Sequence[int]) -> list[Partition]:
-    """Year ranges split at ``boundaries`` (ascending), then the two undated walks."""
+    """Start-year ranges cut at ``boundaries`` (years), then the two undated walks."""
     years = sorted(set(boundaries))
     if not years:
         raise ConfigError("anilist partition_years is empty; give ascending years such as [2000, 2010]")
-    out = [Partition(f"before {years[0]}", {"startDate_lesser": years[0] * 10000})]
-    for lo, hi in pairwise(years):
-        out.append(
-            Partition(f"{lo}-{hi - 1}", {"startDate_greater": lo * 10000 - 1, "startDate_lesser": hi * 10000})
-        )
-    out.append(Partition(f"{years[-1]} on", {"startDate_greater": years[-1] * 10000 - 1}))
-    out.append(Partition("undated (ascending)", {"sort": ["START_DATE", "ID"]}, undated=True))
-    out.append(Partition("undated (descending)", {"sort": ["START_DATE_DESC", "ID"]}, undated=True))
-    return out
+    cuts = [FIRST_FUZZY, *(y * 10000 for y in years), LAST_FUZZY]
+    out = [Partition(lo - 1, hi) for lo, hi in pairwise(cuts)]
+    return [*out, Partition(sort=("START_DATE", "ID")), Partition(sort=("START_DATE_DESC", "ID"))]
 
 
 def media_of(doc: Any) -> list[Mapping[str, Any]]:
@@ -188,44 +224,74 @@ class AniListStream:
         seen: set[int] = set()
         newest: int | None = None
         complete = True
-        for index, part in enumerate(self.partitions):
-            base = index * KEY_STRIDE
-            start = state.committed.first_missing(base + 1) - base
-            paginator = self.paginator(part.variables, page=start)
-            request: PageRequest | None = paginator.first_request()
-            number = start
-            while request is not None:
-                doc, nbytes = await self._post(request)
-                media = media_of(doc)
-                paginator.update(doc)
-                if part.undated:
-                    undated = [m for m in media if not dated(m)]
-                    stop = len(undated) < len(media)
-                    doc, media = with_media(doc, undated), undated
-                else:
-                    stop = False
-                seen.update(m["id"] for m in media if isinstance(m.get("id"), int))
-                stamps = [t for m in media if (t := updated_at(m)) is not None]
+        todo = deque(self.partitions)
+        while todo:
+            part = todo.popleft()
+            outcome = "done"
+            async for page, ids, status in self._partition(part, state):
+                outcome = status
+                seen.update(ids)
+                stamps = [t for m in media_of(page.doc) if (t := updated_at(m)) is not None]
                 if stamps:
                     newest = max(stamps) if newest is None else max(newest, *stamps)
-                yield Page(doc, key=base + number, cursor=newest, nbytes=nbytes)
-                if stop:
-                    break
-                if number * paginator.per_page >= DEPTH_CAP and len(media) == paginator.per_page:
+                page.cursor = newest
+                yield page
+            if outcome == "capped":
+                halves = part.split()
+                if halves is None:
                     complete = False
-                    log.warning(
-                        "anilist_partition_capped",
-                        partition=part.name,
-                        fix="add partition_years boundaries inside this range",
-                    )
-                    break
-                if paginator.capped:
-                    complete = False
-                request = paginator.next_request() if paginator.has_next else None
-                number += 1
+                    log.warning("anilist_partition_capped", partition=part.name, split=False)
+                else:  # self-healing, but partition_years boundaries here would save the probes
+                    log.info("anilist_partition_capped", partition=part.name, split=True)
+                    todo.extendleft(reversed(halves))
+            elif outcome == "limited":
+                complete = False
         complete = complete and len(seen) > 0  # an empty catalogue is a glitch, never a mass delete
         log.info("anilist_scan_done", distinct=len(seen), complete=complete)
         yield Page(self.wrap_records([]), cursor=newest, expected_total=len(seen) if complete else None)
+
+    async def _partition(
+        self, part: Partition, state: StreamState
+    ) -> AsyncIterator[tuple[Page, list[int], str]]:
+        """One partition's pages, resumed after its committed ones; the last says done/capped/limited.
+
+        A dated partition whose first page is full and has more behind it is probed at the depth
+        cap's last page (one request): full there means it holds more than a query can reach, so
+        it is split at once instead of after a hundred pages.
+        """
+        base, per_page = part.key_base, self.source.page_size
+        number = state.committed.first_missing(base + 1) - base
+        last_page = DEPTH_CAP // per_page
+        if number > last_page:  # a scan before this one already read this partition to the cap
+            yield Page(self.wrap_records([])), [], "capped"
+            return
+        paginator = self.paginator(part.variables, page=number)
+        request: PageRequest | None = paginator.first_request()
+        probed = part.undated
+        while request is not None:
+            doc, nbytes = await self._post(request)
+            media = media_of(doc)
+            paginator.update(doc)
+            outcome = "more"
+            if part.undated:  # keep the undated head of the sort; the first dated work ends the walk
+                undated = [m for m in media if not dated(m)]
+                doc, outcome = with_media(doc, undated), "done" if len(undated) < len(media) else "more"
+                media = undated
+            elif not probed and paginator.has_next and number < last_page:
+                probed = True
+                probe, _ = await self._post(self.paginator(part.variables, page=last_page).first_request())
+                if len(media_of(probe)) >= per_page:
+                    outcome = "capped"
+            if outcome == "more" and number >= last_page and len(media) >= per_page:
+                outcome = "capped"
+            elif outcome == "more" and not paginator.has_next:
+                outcome = "limited" if paginator.capped else "done"
+            ids = [m["id"] for m in media if isinstance(m.get("id"), int)]
+            yield Page(doc, key=base + number, nbytes=nbytes), ids, outcome
+            if outcome != "more":
+                return
+            request = paginator.next_request()
+            number += 1
 
     async def _recent(self, since: float | None, until: float | None) -> AsyncIterator[Page]:
         """Newest first until ``updatedAt`` drops below ``since``; only ``< until`` is kept."""

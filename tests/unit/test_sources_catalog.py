@@ -196,21 +196,34 @@ async def test_kitsu_empty_catalogue_never_reports_a_total() -> None:
 # -- AniList ----------------------------------------------------------------------------------------
 
 
+def covers(part: anilist.Partition, fuzzy: int) -> bool:
+    return part.above < fuzzy < part.below
+
+
 def test_partitions_put_every_dated_work_in_exactly_one_range() -> None:
     """startDate_greater/lesser ranges tile the fuzzy dates, year-only and month-only ones included."""
     parts = [p for p in anilist.partitions([2000, 2010]) if not p.undated]
-
-    def matches(part: anilist.Partition, fuzzy: int) -> bool:
-        above = part.variables.get("startDate_greater")
-        below = part.variables.get("startDate_lesser")
-        return (above is None or fuzzy > above) and (below is None or fuzzy < below)
-
     for fuzzy in (19991231, 20000000, 20000100, 20000101, 20091231, 20100000, 20250700, 19650000):
-        assert sum(matches(p, fuzzy) for p in parts) == 1, fuzzy
-    assert [p.name for p in anilist.partitions([2000, 2010]) if p.undated] == [
-        "undated (ascending)",
-        "undated (descending)",
+        assert sum(covers(p, fuzzy) for p in parts) == 1, fuzzy
+    assert parts[1].variables == {"startDate_greater": 19999999, "startDate_lesser": 20100000}
+    assert [p.variables for p in anilist.partitions([2000]) if p.undated] == [
+        {"sort": ["START_DATE", "ID"]},
+        {"sort": ["START_DATE_DESC", "ID"]},
     ]
+
+
+def test_partition_splits_at_years_then_months_then_days() -> None:
+    """Halves tile their parent exactly; a single day cannot be split."""
+    decade = anilist.Partition(20099999, 20200000)
+    first, second = decade.split() or pytest.fail("a decade splits")
+    assert (first.below, second.above) == (20150000, 20149999)
+    month = anilist.Partition(20170699, 20170800)
+    early, late = month.split() or pytest.fail("a month splits")
+    assert (early.below, late.above) == (20170716, 20170715)
+    for fuzzy in (20170700, 20170701, 20170715, 20170716, 20170731):
+        assert covers(early, fuzzy) + covers(late, fuzzy) == 1
+    assert anilist.Partition(20170714, 20170716).split() is None
+    assert anilist.Partition(sort=("START_DATE",)).split() is None
 
 
 def media_page(items: list[dict[str, Any]], more: bool) -> dict[str, Any]:
@@ -244,25 +257,48 @@ async def test_anilist_nightly_walk_past_the_depth_cap_asks_for_a_full_scan() ->
     assert len(client.calls) == anilist.DEPTH_CAP // 50
 
 
-async def test_anilist_capped_partition_makes_the_scan_partial() -> None:
-    """A partition still full at item 5,000 is logged and the scan reports no expected total."""
-    counter = iter(range(10**6))
+class FakeAniList:
+    """Media dated ``fuzzy``, filtered and paged like AniList, including the 5,000-item depth cap."""
 
-    def reply(method: str, url: str, params: Any, json: Any) -> Any:
-        variables = json["variables"]
-        if "startDate_greater" in variables and "startDate_lesser" not in variables:
-            page = variables["page"]
-            items = [{"id": next(counter), "startDate": {"year": 2030}} for _ in range(50)]
-            return media_page(items, more=page * 50 < 5000)
-        return media_page([], more=False)
+    def __init__(self, dates: list[int]) -> None:
+        self.media = [
+            {"id": i + 1, "startDate": {"year": d // 10000}, "fuzzy": d} for i, d in enumerate(dates)
+        ]
 
-    stream = anilist.AniListStream(source("anilist", partition_years=[2000]), "anime", FakeClient(reply))  # type: ignore[arg-type]
+    def __call__(self, method: str, url: str, params: Any, json: Any) -> Any:
+        v = json["variables"]
+        found = [
+            m
+            for m in self.media
+            if v.get("startDate_greater", -1) < m["fuzzy"] < v.get("startDate_lesser", 10**9)
+        ]
+        page, per = v["page"], v["perPage"]
+        chunk = [] if page * per > anilist.DEPTH_CAP else found[(page - 1) * per : page * per]
+        return media_page(chunk, more=page * per < len(found) and page * per < anilist.DEPTH_CAP)
+
+
+async def test_anilist_partition_over_the_depth_cap_is_split_until_it_fits() -> None:
+    """6,000 works of one year are read by splitting the range, probing instead of paging to the cap."""
+    dates = [2030_00_00 + (1 + i % 12) * 100 + 1 + (i // 12) % 28 for i in range(6000)]
+    client = FakeClient(FakeAniList(dates))
+    stream = anilist.AniListStream(source("anilist", partition_years=[2000]), "anime", client)  # type: ignore[arg-type]
+    with capture_logs() as logs:
+        pages = await collect(stream.pages(state()))
+    ids = {m["id"] for p in pages for m in anilist.media_of(p.doc)}
+    assert ids == set(range(1, 6001))
+    assert pages[-1].expected_total == 6000
+    assert sum(e["event"] == "anilist_partition_capped" for e in logs) >= 1
+    assert len(client.calls) < 200  # paging each capped range to its end instead would cost > 1,000
+
+
+async def test_anilist_unsplittable_partition_makes_the_scan_partial() -> None:
+    """More than 5,000 works on one day cannot be reached: logged, and no expected total."""
+    client = FakeClient(FakeAniList([2030_01_01] * 5001))
+    stream = anilist.AniListStream(source("anilist", partition_years=[2000]), "anime", client)  # type: ignore[arg-type]
     with capture_logs() as logs:
         pages = await collect(stream.pages(state()))
     assert pages[-1].expected_total is None
-    assert any(e["event"] == "anilist_partition_capped" for e in logs)
-    capped_keys = [p.key for p in pages if p.key is not None and p.key // anilist.KEY_STRIDE == 1]
-    assert max(capped_keys) == anilist.KEY_STRIDE + 100
+    assert any(e["event"] == "anilist_partition_capped" and not e["split"] for e in logs)
 
 
 # -- AniList v1 -------------------------------------------------------------------------------------
