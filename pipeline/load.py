@@ -18,6 +18,7 @@ payload's hash minus ``RawRecord.volatile`` paths. Rejects are inserted as they 
 from __future__ import annotations
 
 import hashlib
+import operator
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,9 +29,11 @@ import asyncpg
 import orjson
 
 from pipeline import tables
+from pipeline.log import get_logger
 from pipeline.records import Batch, RawRecord
-from pipeline.tables import EntityTable, LinkTable
+from pipeline.tables import EntityTable, LinkTable, Ref
 
+log = get_logger(__name__)
 AfterHook = Callable[[asyncpg.Connection], Awaitable[None]]
 _HASH_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 _JSON_TYPES = frozenset({"json", "jsonb"})
@@ -63,9 +66,31 @@ def _default(value: Any) -> Any:
     return str(value)  # Decimal, UUID and friends hash by their text form
 
 
+def _blake(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
 def row_hash(values: Sequence[Any]) -> bytes:
     """Stable 16-byte hash of a row's values (key order of nested objects does not matter)."""
-    return hashlib.blake2b(orjson.dumps(values, option=_HASH_OPTS, default=_default), digest_size=16).digest()
+    return _blake(orjson.dumps(values, option=_HASH_OPTS, default=_default))
+
+
+def _picker(keys: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """``row -> (row[k] for k in keys)`` with None for missing keys; itemgetter does the common case."""
+    names = tuple(keys)
+    if not names:
+        return lambda row: ()
+    get = operator.itemgetter(*names)
+    single = len(names) == 1
+
+    def pick(row: Mapping[str, Any]) -> tuple[Any, ...]:
+        try:
+            got = get(row)
+        except KeyError:
+            return tuple(row.get(k) for k in names)
+        return (got,) if single else got
+
+    return pick
 
 
 def strip_paths(payload: Mapping[str, Any], paths: Iterable[str]) -> dict[str, Any]:
@@ -106,6 +131,14 @@ def _stage_name(table: str) -> str:
     return "stg_" + re.sub(r"[^a-z0-9_]", "_", table.lower())
 
 
+def _fixed(values: Sequence[Any], fixes: Sequence[tuple[int, Callable[[Any], Any]]]) -> tuple[Any, ...]:
+    out = list(values)
+    for i, fix in fixes:
+        if out[i] is not None:
+            out[i] = fix(out[i])
+    return tuple(out)
+
+
 def _coercer(pg_type: str) -> Callable[[Any], Any] | None:
     """Binary COPY needs real dates; transforms may hand ISO strings."""
     if pg_type == "date":
@@ -126,6 +159,20 @@ class _Plan:
     target_types: Mapping[str, str]
 
 
+@dataclass(frozen=True, slots=True)
+class _EntityPlan:
+    """How one entity table's rows are hashed, staged, merged or copied straight in."""
+
+    plan: _Plan  # staging: source_id, content_hash, then the ``picked`` keys
+    hashed: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    picked: Callable[[Mapping[str, Any]], tuple[Any, ...]]  # source_updated_at, data, ref keys
+    fixes: tuple[tuple[int, Callable[[Any], Any]], ...]  # converters by position in ``picked``
+    merge: str  # INSERT … SELECT … ON CONFLICT from the staging table
+    ref_positions: tuple[int, ...]  # where each ref's natural key sits in a staged tuple
+    direct_columns: tuple[str, ...] | None  # columns of a direct COPY; None: staged path only
+    direct_project: tuple[int, ...] | None  # ``picked`` positions a direct COPY keeps (None: all)
+
+
 class Loader:
     """Writes batches for one source on one connection (staging tables are created once per connection)."""
 
@@ -143,7 +190,9 @@ class Loader:
         # included in an episodes page) leave the links they do not mention alone.
         self.owned_tables = None if owned_tables is None else frozenset(owned_tables)
         self._plans: dict[str, _Plan] = {}
+        self._entity_plans: dict[str, _EntityPlan] = {}
         self._had: dict[str, bool] = {}
+        self._staged: list[str] = []  # staging tables filled by the batch in flight
 
     async def load(
         self,
@@ -159,24 +208,42 @@ class Loader:
         unknown = [name for name in batch.rows if name not in order]
         if unknown:
             raise KeyError(f"batch has rows for unregistered table(s) {unknown}; register their specs")
-        async with self.conn.transaction():
-            for name in order:
-                spec = tables.spec(name)
-                rows = batch.rows.get(name)
-                if isinstance(spec, EntityTable) and rows:
-                    await self._upsert_entities(spec, rows, counts)
-            for name in order:
-                spec = tables.spec(name)
-                if isinstance(spec, LinkTable):
-                    await self._replace_links(spec, batch, counts)
-            if land_raw and batch.raw:
-                await self._upsert_raw(batch.raw, counts, seen_scan)
-            if batch.rejects:
-                await self._insert_rejects(batch)
-                counts.rejected = len(batch.rejects)
-            if after is not None:
-                await after(self.conn)
+        # Inside a caller's transaction our COMMIT is a savepoint release: staging tables keep
+        # their rows (ON COMMIT DELETE ROWS has not fired) unless emptied here.
+        nested = self.conn.is_in_transaction()
+        planned = set(self._plans)
+        self._staged.clear()
+        try:
+            async with self.conn.transaction():
+                for name in order:
+                    spec = tables.spec(name)
+                    rows = batch.rows.get(name)
+                    if isinstance(spec, EntityTable) and rows:
+                        await self._upsert_entities(spec, rows, counts)
+                for name in order:
+                    spec = tables.spec(name)
+                    if isinstance(spec, LinkTable):
+                        await self._replace_links(spec, batch, counts)
+                if land_raw and batch.raw:
+                    await self._upsert_raw(batch.raw, counts, seen_scan)
+                if batch.rejects:
+                    await self._insert_rejects(batch)
+                    counts.rejected = len(batch.rejects)
+                if nested and self._staged:
+                    await self.conn.execute("; ".join(f"DELETE FROM {stage}" for stage in self._staged))
+                if after is not None:
+                    await after(self.conn)
+        except BaseException:
+            for name in set(self._plans) - planned:  # their staging tables rolled back with the batch
+                del self._plans[name]
+                self._entity_plans.pop(name, None)
+            raise
         return counts
+
+    async def _stage(self, plan: _Plan, records: list[tuple[Any, ...]]) -> None:
+        """COPY ``records`` into the plan's staging table (emptied at COMMIT)."""
+        self._staged.append(plan.stage)
+        await self.conn.copy_records_to_table(plan.stage, records=records, columns=list(plan.keys))
 
     async def _plan(self, name: str, staged: Sequence[tuple[str, str | None]]) -> _Plan:
         """Create the staging table (typed like the target) once; ``staged`` = (key, column or None=text)."""
@@ -235,47 +302,26 @@ class Loader:
             values[plan.keys.index(key)] = value
         return tuple(values)
 
-    async def _upsert_entities(
-        self, spec: EntityTable, rows: list[dict[str, Any]], counts: LoadCounts
-    ) -> None:
+    async def _entity_plan(self, spec: EntityTable) -> _EntityPlan:
+        """Staging layout, value pickers and SQL of one entity table (built once per loader)."""
+        cached = self._entity_plans.get(spec.name)
+        if cached is not None:
+            return cached
         ref_columns = {r.column for r in spec.refs}
         data = [c for c in spec.columns if c not in ref_columns]
         ref_keys = [r.key for r in spec.refs if r.key not in data]
+        # The hash covers these keys in this order: changing it would rewrite every stored row once.
         hashed = [c for c in (*data, *ref_keys) if c not in spec.volatile]
-        staged = [
-            ("source_id", None),
-            ("source_updated_at", "source_updated_at"),
-            ("content_hash", "content_hash"),
-            *((c, c) for c in data),
-            *((k, None) for k in ref_keys),
-        ]
-        plan = await self._plan(spec.name, staged)
-        latest: dict[str, tuple[bytes, Mapping[str, Any]]] = {}
-        for row in rows:
-            latest[str(row["source_id"])] = (row_hash([row.get(c) for c in hashed]), row)
-        # The anti-join starts in Python: only rows whose stored hash differs are staged at all.
-        known = (
-            {
-                r[0]: r[1]
-                for r in await self.conn.fetch(
-                    f"SELECT source_id, CASE WHEN deleted_at IS NULL THEN content_hash END "
-                    f"FROM {_ident(spec.name)} WHERE source = $1 AND source_id = ANY($2::text[])",
-                    self.source,
-                    list(latest),
-                )
-            }
-            if await self._had_rows(spec.name)
-            else {}
+        picked = ("source_updated_at", *data, *ref_keys)
+        plan = await self._plan(
+            spec.name,
+            [
+                ("source_id", None),
+                ("content_hash", "content_hash"),
+                *((k, k) for k in picked[: 1 + len(data)]),
+            ]
+            + [(k, None) for k in ref_keys],
         )
-        changed = [
-            self._tuple(plan, row, {"source_id": sid, "content_hash": digest})
-            for sid, (digest, row) in latest.items()
-            if known.get(sid) != digest
-        ]
-        counts.unchanged += len(latest) - len(changed)
-        if not changed:
-            return
-        await self.conn.copy_records_to_table(plan.stage, records=changed, columns=list(plan.keys))
         kept = [r for r in spec.refs if r.keep_natural and r.key in plan.target_types and r.key not in data]
         insert_cols = [
             "source",
@@ -306,7 +352,7 @@ class Loader:
             for i, r in enumerate(spec.refs)
         )
         updates = ", ".join(f"{_ident(c)} = EXCLUDED.{_ident(c)}" for c in insert_cols[2:])
-        sql = f"""
+        merge = f"""
             WITH written AS (
                 INSERT INTO {_ident(spec.name)} AS t ({", ".join(map(_ident, insert_cols))})
                 SELECT {", ".join(select)}
@@ -317,11 +363,140 @@ class Loader:
             )
             SELECT count(*) FILTER (WHERE fresh) AS inserted, count(*) FILTER (WHERE NOT fresh) AS updated
             FROM written"""
-        result = await self.conn.fetchrow(sql, self.source, self.run_id)
+        # A direct COPY sends values through asyncpg's binary codecs: JSON columns (text codecs on
+        # pooled connections) and natural keys stored in non-text columns take the staged path.
+        direct_ok = not plan.json_keys and all(plan.target_types[r.key] == "text" for r in kept)
+        project = (0, *range(1, 1 + len(data)), *(1 + len(data) + ref_keys.index(r.key) for r in kept))
+        entity = _EntityPlan(
+            plan=plan,
+            hashed=_picker(hashed),
+            picked=_picker(picked),
+            fixes=tuple((i - 2, fix) for i, fix in plan.fixes),
+            merge=merge,
+            ref_positions=tuple(2 + picked.index(r.key) for r in spec.refs),
+            direct_columns=(
+                (
+                    "source",
+                    "synced_at",
+                    "run_id",
+                    "source_id",
+                    "content_hash",
+                    *(picked[i] for i in project),
+                    *(r.column for r in spec.refs),
+                )
+                if direct_ok
+                else None
+            ),
+            direct_project=None if project == tuple(range(len(picked))) else project,
+        )
+        self._entity_plans[spec.name] = entity
+        return entity
+
+    def _staged_rows(
+        self, entity: _EntityPlan, rows: list[dict[str, Any]]
+    ) -> tuple[dict[str, bytes], dict[str, tuple[Any, ...]]]:
+        """Dedupe by source_id (last wins) and hash, in one tight loop: ({sid: hash}, {sid: staged tuple})."""
+        latest: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            latest[str(row["source_id"])] = row
+        hashed, picked, fixes = entity.hashed, entity.picked, entity.fixes
+        eager = bool(entity.plan.json_keys)  # JSON values are always re-encoded as text
+        digests: dict[str, bytes] = {}
+        staged: dict[str, tuple[Any, ...]] = {}
+        for sid, row in latest.items():
+            digest = _blake(orjson.dumps(hashed(row), option=_HASH_OPTS, default=_default))
+            values = picked(row)
+            if eager:
+                values = _fixed(values, fixes)
+            else:
+                for i, _ in fixes:
+                    if values[i].__class__ is str:  # dates or timestamps given as ISO text
+                        values = _fixed(values, fixes)
+                        break
+            digests[sid] = digest
+            staged[sid] = (sid, digest, *values)
+        return digests, staged
+
+    async def _upsert_entities(
+        self, spec: EntityTable, rows: list[dict[str, Any]], counts: LoadCounts
+    ) -> None:
+        entity = await self._entity_plan(spec)
+        digests, staged = self._staged_rows(entity, rows)
+        had = await self._had_rows(spec.name)
+        # The anti-join starts in Python: only rows whose stored hash differs are staged at all.
+        known = await self._stored_hashes(spec.name, list(digests)) if had else {}
+        changed = [t for sid, t in staged.items() if known.get(sid) != digests[sid]]
+        counts.unchanged += len(digests) - len(changed)
+        if not changed:
+            return
+        direct = None if had else entity.direct_columns
+        if direct is not None and await self._copy_direct(spec, entity, direct, changed):
+            counts.inserted += len(changed)
+            counts.tables[spec.name] = counts.tables.get(spec.name, 0) + len(changed)
+            return
+        plan = entity.plan
+        await self._stage(plan, changed)
+        result = await self.conn.fetchrow(entity.merge, self.source, self.run_id)
         counts.inserted += result["inserted"]
         counts.updated += result["updated"]
         counts.unchanged += len(changed) - result["inserted"] - result["updated"]
         counts.tables[spec.name] = counts.tables.get(spec.name, 0) + result["inserted"] + result["updated"]
+
+    async def _stored_hashes(self, table: str, ids: list[str]) -> dict[str, bytes | None]:
+        """Stored content hashes of ``ids`` (None for soft-deleted rows, so they are rewritten)."""
+        rows = await self.conn.fetch(
+            f"SELECT source_id, CASE WHEN deleted_at IS NULL THEN content_hash END "
+            f"FROM {_ident(table)} WHERE source = $1 AND source_id = ANY($2::text[])",
+            self.source,
+            ids,
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def _copy_direct(
+        self, spec: EntityTable, entity: _EntityPlan, columns: Sequence[str], changed: list[tuple[Any, ...]]
+    ) -> bool:
+        """First load of a table: COPY straight into it, skipping staging and merge.
+
+        Runs under a savepoint; when a row already exists (an id repeated across batches, another
+        stream writing the same table) nothing is written, the loader stops taking this path for
+        the table and the caller merges the batch the general way. Returns whether it wrote.
+        """
+        head = (self.source, await self.conn.fetchval("SELECT now()"), self.run_id)
+        ids = [
+            await self._ref_ids(ref, {t[pos] for t in changed})
+            for ref, pos in zip(spec.refs, entity.ref_positions, strict=True)
+        ]
+        project = entity.direct_project
+        records = [
+            head
+            + (t if project is None else (t[0], t[1], *(t[2 + i] for i in project)))
+            + tuple(found.get(t[pos]) for found, pos in zip(ids, entity.ref_positions, strict=True))
+            for t in changed
+        ]
+        schema, _, table = spec.name.rpartition(".")
+        try:
+            async with self.conn.transaction():
+                await self.conn.copy_records_to_table(
+                    table, schema_name=schema or None, records=records, columns=list(columns)
+                )
+        except asyncpg.UniqueViolationError:
+            self._had[spec.name] = True
+            log.debug("first_load_copy_conflict", table=spec.name, rows=len(records))
+            return False
+        return True
+
+    async def _ref_ids(self, ref: Ref, keys: set[Any]) -> dict[str, int]:
+        """Ids of the ``ref.table`` rows whose source_id is in ``keys`` (what the merge's LEFT JOIN finds)."""
+        wanted = [k for k in keys if k is not None]
+        if not wanted:
+            return {}
+        rows = await self.conn.fetch(
+            f"SELECT source_id, id FROM {_ident(ref.table)} "
+            "WHERE source = $1 AND source_id = ANY($2::text[])",
+            self.source,
+            wanted,
+        )
+        return {r[0]: r[1] for r in rows}
 
     def _cast(self, plan: _Plan, column: str) -> str:
         if column in plan.json_keys:
@@ -344,7 +519,7 @@ class Loader:
         plan = await self._plan(spec.name, staged)
         if rows:
             records = [self._tuple(plan, r, {owner.key: str(r[owner.key])}) for r in rows if r.get(owner.key)]
-            await self.conn.copy_records_to_table(plan.stage, records=records, columns=list(plan.keys))
+            await self._stage(plan, records)
         kept = [
             r
             for r in (owner, *spec.refs)
@@ -430,7 +605,7 @@ class Loader:
         changed = [value for key, value in latest.items() if known.get(key) != value[2]]
         if not changed:
             return
-        await self.conn.copy_records_to_table(plan.stage, records=changed, columns=list(plan.keys))
+        await self._stage(plan, changed)
         written = await self.conn.fetchval(
             f"""WITH written AS (
                 INSERT INTO raw.records AS t (source, resource, source_id, payload, content_hash, run_id)
