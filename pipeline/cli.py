@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="first port (default: free ports)")
     p.add_argument("--write-config", default="config/sandbox.toml", help="where to write the config")
+    p.add_argument("--fast", action="store_true", help="raise AniList/Kitsu quotas (demos, benchmarks)")
 
     p = sub.add_parser("demo", help="embedded Postgres + sandbox + full sync + summary and example queries")
     p.add_argument("--size", default="medium", choices=("small", "medium", "large"))

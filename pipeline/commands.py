@@ -311,9 +311,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from pipeline.sandbox.server import serve
+    from pipeline.sandbox.server import FAST_OPTIONS, serve
 
-    serve(args.size, args.host, args.port, args.write_config)
+    serve(args.size, args.host, args.port, args.write_config, FAST_OPTIONS if args.fast else None)
     return 0
 
 

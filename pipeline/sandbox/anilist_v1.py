@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -77,7 +77,9 @@ class V1State:
 
 
 def create_app(ctx: SandboxContext) -> web.Application:
-    state = V1State(ctx, FixedWindowLimiter(ANILIST_V1_POLICY, ctx.clock, ctx.counters_for(SERVICE)))
+    per_minute = ctx.options.get("anilist_v1_requests_per_minute")
+    policy = ANILIST_V1_POLICY if per_minute is None else replace(ANILIST_V1_POLICY, limit=int(per_minute))
+    state = V1State(ctx, FixedWindowLimiter(policy, ctx.clock, ctx.counters_for(SERVICE)))
     ctx.state[SERVICE] = state
     ctx.on_reset(state.limiter.reset)
     ctx.register_records(SERVICE, WorldRecords(ctx.need_world(), "anilist"))

@@ -25,6 +25,14 @@ from aiohttp import web
 from pipeline.sandbox.core import DEFAULT_SEED, SandboxContext
 
 SERVICES = ("kitsu", "anilist", "anilist_v1", "zou", "nekos")
+# ``--fast``: quotas raised for demos and benchmarks. Every quirk stays, and so does Nekos' 1 req/s
+# and its bans (that limit is what the sandbox is there to prove).
+FAST_OPTIONS = {
+    "anilist_requests_per_minute": 600,
+    "anilist_v1_requests_per_minute": 600,
+    "kitsu_requests_per_second": 60,
+    "kitsu_in_flight": 8,
+}
 BASE_PATHS = {"kitsu": "/api/edge", "anilist": "", "anilist_v1": "/api", "zou": "/api", "nekos": "/api"}
 
 
@@ -126,8 +134,12 @@ def source_settings(sandbox: Sandbox) -> dict[str, dict[str, Any]]:
             "kind": "kitsu",
             "base_url": urls["kitsu"],
             "resources": ["anime", "manga", "episodes", "categories", "mappings", "characters"],
-            "rate": {"requests": 20, "per_seconds": 1.0},  # Kitsu documents no read limit
-            "max_in_flight": 4,
+            # Kitsu documents no read limit; the sandbox config asks for a polite 20/s by default.
+            "rate": {
+                "requests": int(sandbox.ctx.options.get("kitsu_requests_per_second", 20)),
+                "per_seconds": 1.0,
+            },
+            "max_in_flight": int(sandbox.ctx.options.get("kitsu_in_flight", 4)),
             "page_size": 20,
             "auth": {
                 "kind": "oauth_password",
@@ -156,7 +168,10 @@ def source_settings(sandbox: Sandbox) -> dict[str, dict[str, Any]]:
             "kind": "anilist_v1",
             "base_url": urls["anilist_v1"],
             "resources": ["anime", "manga"],
-            "rate": {"requests": 90, "per_seconds": 60.0},
+            "rate": {
+                "requests": int(sandbox.ctx.options.get("anilist_v1_requests_per_minute", 90)),
+                "per_seconds": 60.0,
+            },
             "max_in_flight": 2,
             "page_size": 40,
             "rate_limit_reset": "epoch",
@@ -220,23 +235,29 @@ def write_config(sandbox: Sandbox, path: str | Path) -> Path:
 
 
 def serve(
-    size: str = "small", host: str = "127.0.0.1", port_base: int = 0, config_path: str | Path = ""
+    size: str = "small",
+    host: str = "127.0.0.1",
+    port_base: int = 0,
+    config_path: str | Path = "",
+    options: dict[str, Any] | None = None,
 ) -> None:
     """Run the sandbox until Ctrl-C/SIGTERM; print the URLs and where the config was written."""
-    asyncio.run(_serve(size, host, port_base, Path(config_path or "config/sandbox.toml")))
+    asyncio.run(_serve(size, host, port_base, Path(config_path or "config/sandbox.toml"), options))
 
 
-async def _serve(size: str, host: str, port_base: int, config_path: Path) -> None:
+async def _serve(
+    size: str, host: str, port_base: int, config_path: Path, options: dict[str, Any] | None = None
+) -> None:
     ports = {name: port_base + i for i, name in enumerate(SERVICES)} if port_base else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    async with await start_sandbox(size, host, ports) as sandbox:
+    async with await start_sandbox(size, host, ports, options=options) as sandbox:
         written = write_config(sandbox, config_path)
         print(f"sandbox ({size}) started in {sandbox.startup_seconds:.2f} s")
         for name, url in sandbox.urls.items():
             print(f"  {name:<11} {url}   control: {sandbox.roots[name]}/_sandbox")
-        print(f"config written to {written}; press Ctrl-C to stop")
+        print(f"config written to {written}; press Ctrl-C to stop", flush=True)
         await stop.wait()
