@@ -161,6 +161,8 @@ def character_rows(media: str, edges: list[Mapping[str, Any]]) -> c.Rows:
             "other_names": others or None,
             "description": c.plain_text(node.get("description"), "character.description"),
             "image_url": _image(node.get("image")),
+            **c.NO_CHARACTER_DETAILS,
+            "gender": c.text(node.get("gender"), "character.gender"),
         }
         link = {
             "source_id": f"{media}:{ident}",

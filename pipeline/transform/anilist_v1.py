@@ -84,6 +84,7 @@ def character_rows(media: str, characters: Any) -> c.Rows:
             "other_names": [alt] if alt else None,
             "description": c.plain_text(character.get("info"), "info"),
             "image_url": c.first_text(c.text(character.get("image_url_lge"), "image_url_lge")),
+            **c.NO_CHARACTER_DETAILS,
         }
         link = {
             "source_id": f"{media}:{ident}",

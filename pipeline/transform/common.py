@@ -265,6 +265,17 @@ def require_id(value: Any, field: str) -> str:
 
 # ---------------------------------------------------------------------------- vocabularies
 
+# Character detail columns (catalog.characters, sql/005) that only some sources fill.
+NO_CHARACTER_DETAILS: dict[str, Any] = {
+    "gender": None,
+    "ages": None,
+    "birth_date": None,
+    "nationality": None,
+    "occupations": None,
+    "origin": None,
+}
+
+
 # (field, value) pairs met outside a vocabulary during the current ``collect_unknown`` block.
 # Transforms stay pure: the dispatcher opens a block per call and returns the pairs in
 # ``Batch.unknown``; the runner logs each pair once per stream.

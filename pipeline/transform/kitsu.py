@@ -274,6 +274,7 @@ def character_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
         "other_names": [other for other in others if other] or None,
         "description": c.plain_text(attrs.get("description"), "description"),
         "image_url": _image(attrs.get("image")),
+        **c.NO_CHARACTER_DETAILS,
     }
     return [("catalog.characters", character)]
 
