@@ -216,7 +216,8 @@ class _Consumer:
         r.updated += counts.updated
         r.unchanged += counts.unchanged
         r.rejected += counts.rejected
-        r.deleted += sum(len(ids) for ids in self.deletes.values())
+        # A tombstone is usually given for the unified table and for raw: count each record once.
+        r.deleted += len({i for ids in self.deletes.values() for i in ids})
         self.ctx.progress.advance(f"{state.source}/{state.resource}", len(self.batch), state.expected_total)
         self._reset()
         self.check_rejects(final=False)

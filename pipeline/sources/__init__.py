@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from types import ModuleType
 from typing import Any
 
+import pipeline.models  # noqa: F401  (registers every unified table spec the loader needs)
 from pipeline.http import ServiceClient
 from pipeline.settings import SourceSettings
 

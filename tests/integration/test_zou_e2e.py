@@ -168,11 +168,6 @@ async def test_incremental_applies_exactly_the_changes(sandbox: Sandbox, pool: a
     print(f"zou incremental: {sum(requests.values())} requests in {elapsed:.2f} s: {dict(requests)}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Zou removes a deleted task's comments and time spent without events; soft-deleting them "
-    "needs a cascade in the loader or SQL (production.tasks -> comments, time_spents)",
-)
 async def test_deleting_a_task_retires_its_comments_and_time_spent(
     sandbox: Sandbox, pool: asyncpg.Pool
 ) -> None:
