@@ -20,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import operator
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -109,13 +110,16 @@ def strip_paths(payload: Mapping[str, Any], paths: Iterable[str]) -> dict[str, A
 
 def raw_hash(record: RawRecord) -> tuple[bytes, str]:
     """(content hash minus volatile paths, payload JSON text to store)."""
+    digest, text = _raw_digest(record)
+    return digest, text.decode()
+
+
+def _raw_digest(record: RawRecord) -> tuple[bytes, bytes]:
     text = orjson.dumps(record.payload, option=_HASH_OPTS, default=_default)
     if record.volatile:
-        stable = orjson.dumps(
-            strip_paths(record.payload, record.volatile), option=_HASH_OPTS, default=_default
-        )
-        return hashlib.blake2b(stable, digest_size=16).digest(), text.decode()
-    return hashlib.blake2b(text, digest_size=16).digest(), text.decode()
+        stable = strip_paths(record.payload, record.volatile)
+        return _blake(orjson.dumps(stable, option=_HASH_OPTS, default=_default)), text
+    return _blake(text), text
 
 
 def _json_text(value: Any) -> str:
@@ -137,6 +141,43 @@ def _fixed(values: Sequence[Any], fixes: Sequence[tuple[int, Callable[[Any], Any
         if out[i] is not None:
             out[i] = fix(out[i])
     return tuple(out)
+
+
+_RAW_COPY_COLUMNS = ("source", "resource", "source_id", "payload", "content_hash", "run_id")
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+
+
+def _raw_copy_data(source: str, run_id: int | None, rows: Iterable[tuple[str, str, bytes, bytes]]) -> bytes:
+    """Binary COPY data of raw.records rows ``(resource, source_id, content_hash, payload JSON)``.
+
+    Encoded here, not by asyncpg: pooled connections carry a text codec for jsonb, which asyncpg
+    cannot use in a binary COPY. jsonb's binary form is a version byte (1) and the JSON text.
+    """
+    pack = struct.pack
+    name = source.encode()
+    head = pack(">hi", len(_RAW_COPY_COLUMNS), len(name)) + name
+    tail = pack(">i", -1) if run_id is None else pack(">iq", 8, run_id)
+    out = [_COPY_HEADER]
+    for resource, source_id, digest, payload in rows:
+        res, sid = resource.encode(), source_id.encode()
+        out.append(
+            b"".join(
+                (
+                    head,
+                    pack(">i", len(res)),
+                    res,
+                    pack(">i", len(sid)),
+                    sid,
+                    pack(">ib", len(payload) + 1, 1),
+                    payload,
+                    pack(">i", len(digest)),
+                    digest,
+                    tail,
+                )
+            )
+        )
+    out.append(pack(">h", -1))
+    return b"".join(out)
 
 
 def _coercer(pg_type: str) -> Callable[[Any], Any] | None:
@@ -193,6 +234,7 @@ class Loader:
         self._entity_plans: dict[str, _EntityPlan] = {}
         self._had: dict[str, bool] = {}
         self._staged: list[str] = []  # staging tables filled by the batch in flight
+        self._seen_twice = False  # the scan met an id it had already recorded in etl.scan_seen
 
     async def load(
         self,
@@ -575,37 +617,32 @@ class Loader:
             "raw.records",
             [("resource", None), ("source_id", None), ("content_hash", "content_hash"), ("payload", None)],
         )
-        latest: dict[tuple[str, str], tuple[str, str, bytes, str]] = {}
+        latest: dict[tuple[str, str], tuple[str, str, bytes, bytes]] = {}
         for record in records:
-            digest, text = raw_hash(record)
+            digest, text = _raw_digest(record)
             key = (record.resource, str(record.source_id))
             latest[key] = (key[0], key[1], digest, text)
         if seen_scan is not None:
-            await self.conn.execute(
-                "INSERT INTO etl.scan_seen (scan_id, source_id) SELECT $1, unnest($2::text[]) "
-                "ON CONFLICT DO NOTHING",
-                seen_scan,
-                list({sid for _, sid in latest}),
-            )
-        known = (
-            {
-                (r[0], r[1]): r[2]
-                for r in await self.conn.fetch(
-                    "SELECT r.resource, r.source_id, CASE WHEN r.deleted_at IS NULL THEN r.content_hash END "
-                    "FROM unnest($2::text[], $3::text[]) AS k(resource, source_id) JOIN raw.records r "
-                    "ON r.source = $1 AND r.resource = k.resource AND r.source_id = k.source_id",
-                    self.source,
-                    [k[0] for k in latest],
-                    [k[1] for k in latest],
-                )
-            }
-            if await self._had_rows("raw.records")
-            else {}
-        )
+            await self._mark_seen(seen_scan, list({sid for _, sid in latest}))
+        resources = {resource for resource, _ in latest}
+        had = [resource for resource in sorted(resources) if await self._had_raw(resource)]
+        known: dict[tuple[str, str], bytes | None] = {}
+        for resource in had:
+            for r in await self.conn.fetch(
+                "SELECT source_id, CASE WHEN deleted_at IS NULL THEN content_hash END FROM raw.records "
+                "WHERE source = $1 AND resource = $2 AND source_id = ANY($3::text[])",
+                self.source,
+                resource,
+                [sid for res, sid in latest if res == resource],
+            ):
+                known[resource, r[0]] = r[1]
         changed = [value for key, value in latest.items() if known.get(key) != value[2]]
         if not changed:
             return
-        await self._stage(plan, changed)
+        if not had and await self._copy_raw(changed):
+            counts.raw_written += len(changed)
+            return
+        await self._stage(plan, [(res, sid, digest, text.decode()) for res, sid, digest, text in changed])
         written = await self.conn.fetchval(
             f"""WITH written AS (
                 INSERT INTO raw.records AS t (source, resource, source_id, payload, content_hash, run_id)
@@ -624,6 +661,63 @@ class Loader:
             self.run_id,
         )
         counts.raw_written += written
+
+    async def _had_raw(self, resource: str) -> bool:
+        """Whether raw.records had records of this source and ``resource`` when this loader first looked."""
+        key = f"raw.records/{resource}"
+        had = self._had.get(key)
+        if had is None:
+            had = bool(
+                await self.conn.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM raw.records WHERE source = $1 AND resource = $2)",
+                    self.source,
+                    resource,
+                )
+            )
+            self._had[key] = had
+        return had
+
+    async def _copy_raw(self, rows: list[tuple[str, str, bytes, bytes]]) -> bool:
+        """First landing of a resource: COPY straight into raw.records (see ``_copy_direct``)."""
+        data = _raw_copy_data(self.source, self.run_id, rows)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield data
+
+        try:
+            async with self.conn.transaction():
+                await self.conn.copy_to_table(
+                    "records",
+                    schema_name="raw",
+                    source=chunks(),
+                    columns=list(_RAW_COPY_COLUMNS),
+                    format="binary",
+                )
+        except asyncpg.UniqueViolationError:
+            for resource in {r[0] for r in rows}:
+                self._had[f"raw.records/{resource}"] = True
+            log.debug("first_load_copy_conflict", table="raw.records", rows=len(rows))
+            return False
+        return True
+
+    async def _mark_seen(self, scan_id: str, ids: list[str]) -> None:
+        """Record ``ids`` in etl.scan_seen: a COPY, or an ON CONFLICT insert once the scan met an id twice."""
+        if not self._seen_twice:
+            try:
+                async with self.conn.transaction():
+                    await self.conn.copy_records_to_table(
+                        "scan_seen", schema_name="etl", records=[(scan_id, i) for i in ids]
+                    )
+            except asyncpg.UniqueViolationError:
+                self._seen_twice = True
+            else:
+                return
+        await self.conn.execute(
+            "INSERT INTO etl.scan_seen (scan_id, source_id) SELECT $1, unnest($2::text[]) "
+            "ON CONFLICT DO NOTHING",
+            scan_id,
+            ids,
+        )
 
     async def _insert_rejects(self, batch: Batch) -> None:
         await self.conn.executemany(

@@ -75,7 +75,8 @@ def batch(ids: range | list[int], *, label: str = "L", parents: bool = True) -> 
     """One page: a parent, a child and a note per id; child n points at parent n and sibling n-1."""
     out = Batch()
     for n in ids:
-        out.raw.append(RawRecord("things", str(n), {"id": n, "label": label}))
+        payload = {"id": n, "label": label, "name": 'ショー\n"q"', "meta": {"expires": n, "k": [1.5, None]}}
+        out.raw.append(RawRecord("things", str(n), payload, volatile=("meta.expires",)))
         if parents:
             out.add(
                 "firstload.parents",
@@ -127,6 +128,15 @@ async def rows(conn: asyncpg.Connection, source: str) -> dict[str, list[tuple[An
                 source,
             )
         ],
+        "raw": [
+            tuple(r)
+            for r in await conn.fetch(
+                "SELECT source_id, resource, payload::text, content_hash, run_id, deleted_at, "
+                "first_seen_at = now(), last_seen_at = now(), last_changed_at = now() "
+                "FROM raw.records WHERE source = $1 ORDER BY source_id",
+                source,
+            )
+        ],
         "notes": [
             tuple(r)
             for r in await conn.fetch(
@@ -138,11 +148,11 @@ async def rows(conn: asyncpg.Connection, source: str) -> dict[str, list[tuple[An
     }
 
 
-async def load_all(loader: Loader, batches: list[Batch]) -> list[tuple[int, int, int]]:
+async def load_all(loader: Loader, batches: list[Batch]) -> list[tuple[int, ...]]:
     out = []
     for b in batches:
         c = await loader.load(b)
-        out.append((c.inserted, c.updated, c.unchanged))
+        out.append((c.inserted, c.updated, c.unchanged, c.raw_written))
     return out
 
 
@@ -157,6 +167,7 @@ async def general_path_loader(conn: asyncpg.Connection, source: str) -> Loader:
     seed.add("firstload.parents", {"source_id": "seed", "name": "seed"})
     seed.add("firstload.children", {"source_id": "seed", "label": "seed"})
     seed.add("firstload.notes", {"source_id": "seed"})
+    seed.raw.append(RawRecord("things", "seed", {}))
     await Loader(conn, source, run_id=3).load(seed)
     return Loader(conn, source, run_id=3)
 
@@ -178,6 +189,25 @@ async def test_first_load_stores_what_the_general_merge_stores(conn: asyncpg.Con
     assert (children["2"][4], children["8"][3], children["8"][4]) == ("p2", "p8", None)  # p8 never came
     assert (children["6"][5], children["7"][5], children["2"][5]) == ("5", None, None)  # siblings of a page
     assert all(r[-1] for r in fast_rows["children"])  # synced_at is the transaction's time
+    assert len(fast_rows["raw"]) == 9
+    assert all(r[-3:] == (True, True, True) for r in fast_rows["raw"])
+
+
+async def test_an_id_seen_twice_by_a_scan_is_recorded_once(conn: asyncpg.Connection) -> None:
+    """etl.scan_seen takes each id of a scan once, also when a later page repeats an id."""
+    loader = Loader(conn, "fast", run_id=None)
+    await loader.load(batch([1, 2]), seen_scan="scan-a")
+    await loader.load(batch([2, 3]), seen_scan="scan-a")
+    await loader.load(batch([4]), seen_scan="scan-a")
+    await Loader(conn, "fast", run_id=None).load(batch([1]), seen_scan="scan-b")
+    seen = await conn.fetch("SELECT scan_id, source_id FROM etl.scan_seen ORDER BY 1, 2")
+    assert [tuple(r) for r in seen] == [
+        ("scan-a", "1"),
+        ("scan-a", "2"),
+        ("scan-a", "3"),
+        ("scan-a", "4"),
+        ("scan-b", "1"),
+    ]
 
 
 async def test_first_load_counts_every_row_as_inserted(conn: asyncpg.Connection) -> None:
