@@ -21,7 +21,7 @@ import hashlib
 import operator
 import re
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -144,11 +144,13 @@ def _fixed(values: Sequence[Any], fixes: Sequence[tuple[int, Callable[[Any], Any
 
 
 _RAW_COPY_COLUMNS = ("source", "resource", "source_id", "payload", "content_hash", "run_id")
+_RAW_COPY_CHUNK = 500  # records per chunk of COPY data: the server ingests one while the next is made
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_COPY_TRAILER = struct.pack(">h", -1)
 
 
 def _raw_copy_data(source: str, run_id: int | None, rows: Iterable[tuple[str, str, bytes, bytes]]) -> bytes:
-    """Binary COPY data of raw.records rows ``(resource, source_id, content_hash, payload JSON)``.
+    """Binary COPY tuples of raw.records rows ``(resource, source_id, content_hash, payload JSON)``.
 
     Encoded here, not by asyncpg: pooled connections carry a text codec for jsonb, which asyncpg
     cannot use in a binary COPY. jsonb's binary form is a version byte (1) and the JSON text.
@@ -157,7 +159,7 @@ def _raw_copy_data(source: str, run_id: int | None, rows: Iterable[tuple[str, st
     name = source.encode()
     head = pack(">hi", len(_RAW_COPY_COLUMNS), len(name)) + name
     tail = pack(">i", -1) if run_id is None else pack(">iq", 8, run_id)
-    out = [_COPY_HEADER]
+    out = []
     for resource, source_id, digest, payload in rows:
         res, sid = resource.encode(), source_id.encode()
         out.append(
@@ -176,7 +178,6 @@ def _raw_copy_data(source: str, run_id: int | None, rows: Iterable[tuple[str, st
                 )
             )
         )
-    out.append(pack(">h", -1))
     return b"".join(out)
 
 
@@ -434,17 +435,13 @@ class Loader:
         self._entity_plans[spec.name] = entity
         return entity
 
+    @staticmethod
     def _staged_rows(
-        self, entity: _EntityPlan, rows: list[dict[str, Any]]
-    ) -> tuple[dict[str, bytes], dict[str, tuple[Any, ...]]]:
-        """Dedupe by source_id (last wins) and hash, in one tight loop: ({sid: hash}, {sid: staged tuple})."""
-        latest: dict[str, dict[str, Any]] = {}
-        for row in rows:
-            latest[str(row["source_id"])] = row
+        entity: _EntityPlan, latest: Mapping[str, Mapping[str, Any]]
+    ) -> Iterator[tuple[Any, ...]]:
+        """``(source_id, content_hash, *picked values)`` per row: hashed and converted in one tight loop."""
         hashed, picked, fixes = entity.hashed, entity.picked, entity.fixes
         eager = bool(entity.plan.json_keys)  # JSON values are always re-encoded as text
-        digests: dict[str, bytes] = {}
-        staged: dict[str, tuple[Any, ...]] = {}
         for sid, row in latest.items():
             digest = _blake(orjson.dumps(hashed(row), option=_HASH_OPTS, default=_default))
             values = picked(row)
@@ -455,26 +452,27 @@ class Loader:
                     if values[i].__class__ is str:  # dates or timestamps given as ISO text
                         values = _fixed(values, fixes)
                         break
-            digests[sid] = digest
-            staged[sid] = (sid, digest, *values)
-        return digests, staged
+            yield (sid, digest, *values)
 
     async def _upsert_entities(
         self, spec: EntityTable, rows: list[dict[str, Any]], counts: LoadCounts
     ) -> None:
         entity = await self._entity_plan(spec)
-        digests, staged = self._staged_rows(entity, rows)
+        latest: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            latest[str(row["source_id"])] = row  # the last version of a record wins
         had = await self._had_rows(spec.name)
-        # The anti-join starts in Python: only rows whose stored hash differs are staged at all.
-        known = await self._stored_hashes(spec.name, list(digests)) if had else {}
-        changed = [t for sid, t in staged.items() if known.get(sid) != digests[sid]]
-        counts.unchanged += len(digests) - len(changed)
-        if not changed:
-            return
         direct = None if had else entity.direct_columns
-        if direct is not None and await self._copy_direct(spec, entity, direct, changed):
-            counts.inserted += len(changed)
-            counts.tables[spec.name] = counts.tables.get(spec.name, 0) + len(changed)
+        if direct is not None and await self._copy_direct(spec, entity, direct, latest):
+            counts.inserted += len(latest)
+            counts.tables[spec.name] = counts.tables.get(spec.name, 0) + len(latest)
+            return
+        staged = list(self._staged_rows(entity, latest))
+        # The anti-join starts in Python: only rows whose stored hash differs are staged at all.
+        known = await self._stored_hashes(spec.name, list(latest)) if self._had[spec.name] else {}
+        changed = [t for t in staged if known.get(t[0]) != t[1]]
+        counts.unchanged += len(staged) - len(changed)
+        if not changed:
             return
         plan = entity.plan
         await self._stage(plan, changed)
@@ -495,26 +493,32 @@ class Loader:
         return {r[0]: r[1] for r in rows}
 
     async def _copy_direct(
-        self, spec: EntityTable, entity: _EntityPlan, columns: Sequence[str], changed: list[tuple[Any, ...]]
+        self,
+        spec: EntityTable,
+        entity: _EntityPlan,
+        columns: Sequence[str],
+        latest: Mapping[str, Mapping[str, Any]],
     ) -> bool:
         """First load of a table: COPY straight into it, skipping staging and merge.
 
+        Rows are hashed while the COPY streams (the server ingests one chunk as the next is made).
         Runs under a savepoint; when a row already exists (an id repeated across batches, another
         stream writing the same table) nothing is written, the loader stops taking this path for
         the table and the caller merges the batch the general way. Returns whether it wrote.
         """
         head = (self.source, await self.conn.fetchval("SELECT now()"), self.run_id)
-        ids = [
-            await self._ref_ids(ref, {t[pos] for t in changed})
-            for ref, pos in zip(spec.refs, entity.ref_positions, strict=True)
-        ]
-        project = entity.direct_project
-        records = [
-            head
-            + (t if project is None else (t[0], t[1], *(t[2 + i] for i in project)))
-            + tuple(found.get(t[pos]) for found, pos in zip(ids, entity.ref_positions, strict=True))
-            for t in changed
-        ]
+        found = [await self._ref_ids(ref, {row.get(ref.key) for row in latest.values()}) for ref in spec.refs]
+        project, positions = entity.direct_project, entity.ref_positions
+        staged = self._staged_rows(entity, latest)
+        if project is None and not found:
+            records: Iterable[tuple[Any, ...]] = (head + t for t in staged)
+        else:
+            records = (
+                head
+                + (t if project is None else (t[0], t[1], *(t[2 + i] for i in project)))
+                + tuple(ids.get(t[pos]) for ids, pos in zip(found, positions, strict=True))
+                for t in staged
+            )
         schema, _, table = spec.name.rpartition(".")
         try:
             async with self.conn.transaction():
@@ -523,7 +527,7 @@ class Loader:
                 )
         except asyncpg.UniqueViolationError:
             self._had[spec.name] = True
-            log.debug("first_load_copy_conflict", table=spec.name, rows=len(records))
+            log.debug("first_load_copy_conflict", table=spec.name, rows=len(latest))
             return False
         return True
 
@@ -617,15 +621,16 @@ class Loader:
             "raw.records",
             [("resource", None), ("source_id", None), ("content_hash", "content_hash"), ("payload", None)],
         )
-        latest: dict[tuple[str, str], tuple[str, str, bytes, bytes]] = {}
+        latest: dict[tuple[str, str], RawRecord] = {}
         for record in records:
-            digest, text = _raw_digest(record)
-            key = (record.resource, str(record.source_id))
-            latest[key] = (key[0], key[1], digest, text)
+            latest[record.resource, str(record.source_id)] = record  # the last version wins
         if seen_scan is not None:
             await self._mark_seen(seen_scan, list({sid for _, sid in latest}))
-        resources = {resource for resource, _ in latest}
-        had = [resource for resource in sorted(resources) if await self._had_raw(resource)]
+        had = [resource for resource in sorted({res for res, _ in latest}) if await self._had_raw(resource)]
+        if not had and await self._copy_raw(latest):
+            counts.raw_written += len(latest)
+            return
+        hashed = [(res, sid, *_raw_digest(record)) for (res, sid), record in latest.items()]
         known: dict[tuple[str, str], bytes | None] = {}
         for resource in had:
             for r in await self.conn.fetch(
@@ -636,11 +641,8 @@ class Loader:
                 [sid for res, sid in latest if res == resource],
             ):
                 known[resource, r[0]] = r[1]
-        changed = [value for key, value in latest.items() if known.get(key) != value[2]]
+        changed = [row for row in hashed if known.get((row[0], row[1])) != row[2]]
         if not changed:
-            return
-        if not had and await self._copy_raw(changed):
-            counts.raw_written += len(changed)
             return
         await self._stage(plan, [(res, sid, digest, text.decode()) for res, sid, digest, text in changed])
         written = await self.conn.fetchval(
@@ -677,12 +679,21 @@ class Loader:
             self._had[key] = had
         return had
 
-    async def _copy_raw(self, rows: list[tuple[str, str, bytes, bytes]]) -> bool:
-        """First landing of a resource: COPY straight into raw.records (see ``_copy_direct``)."""
-        data = _raw_copy_data(self.source, self.run_id, rows)
+    async def _copy_raw(self, latest: Mapping[tuple[str, str], RawRecord]) -> bool:
+        """First landing of a resource: COPY straight into raw.records, hashing as it streams.
+
+        Same savepoint and fallback as ``_copy_direct``. Returns whether it wrote.
+        """
+        items = list(latest.items())
 
         async def chunks() -> AsyncIterator[bytes]:
-            yield data
+            yield _COPY_HEADER
+            for start in range(0, len(items), _RAW_COPY_CHUNK):
+                part = items[start : start + _RAW_COPY_CHUNK]
+                yield _raw_copy_data(
+                    self.source, self.run_id, ((res, sid, *_raw_digest(rec)) for (res, sid), rec in part)
+                )
+            yield _COPY_TRAILER
 
         try:
             async with self.conn.transaction():
@@ -694,9 +705,9 @@ class Loader:
                     format="binary",
                 )
         except asyncpg.UniqueViolationError:
-            for resource in {r[0] for r in rows}:
+            for resource, _ in latest:
                 self._had[f"raw.records/{resource}"] = True
-            log.debug("first_load_copy_conflict", table="raw.records", rows=len(rows))
+            log.debug("first_load_copy_conflict", table="raw.records", rows=len(latest))
             return False
         return True
 
