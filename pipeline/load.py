@@ -114,8 +114,12 @@ def raw_hash(record: RawRecord) -> tuple[bytes, str]:
     return digest, text.decode()
 
 
+def _raw_text(record: RawRecord) -> bytes:
+    return orjson.dumps(record.payload, option=_HASH_OPTS, default=_default)
+
+
 def _raw_digest(record: RawRecord) -> tuple[bytes, bytes]:
-    text = orjson.dumps(record.payload, option=_HASH_OPTS, default=_default)
+    text = _raw_text(record)
     if record.volatile:
         stable = strip_paths(record.payload, record.volatile)
         return _blake(orjson.dumps(stable, option=_HASH_OPTS, default=_default)), text
@@ -630,7 +634,8 @@ class Loader:
         if not had and await self._copy_raw(latest):
             counts.raw_written += len(latest)
             return
-        hashed = [(res, sid, *_raw_digest(record)) for (res, sid), record in latest.items()]
+        # Digests only: orjson's output keeps an 8 KiB buffer, so texts are made again for changed rows.
+        hashed = [(res, sid, _raw_digest(record)[0]) for (res, sid), record in latest.items()]
         known: dict[tuple[str, str], bytes | None] = {}
         for resource in had:
             for r in await self.conn.fetch(
@@ -644,7 +649,8 @@ class Loader:
         changed = [row for row in hashed if known.get((row[0], row[1])) != row[2]]
         if not changed:
             return
-        await self._stage(plan, [(res, sid, digest, text.decode()) for res, sid, digest, text in changed])
+        texts = [_raw_text(latest[res, sid]).decode() for res, sid, _ in changed]
+        await self._stage(plan, [(*row, text) for row, text in zip(changed, texts, strict=True)])
         written = await self.conn.fetchval(
             f"""WITH written AS (
                 INSERT INTO raw.records AS t (source, resource, source_id, payload, content_hash, run_id)
