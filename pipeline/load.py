@@ -611,7 +611,8 @@ class Loader:
             f"""WITH want AS ({want}), added AS (
                     INSERT INTO {_ident(spec.name)} ({", ".join(map(_ident, [*compare, *extra_cols]))})
                     SELECT w.*{"".join(", " + v for v in extra_vals)} FROM want w
-                    WHERE NOT EXISTS (SELECT 1 FROM {_ident(spec.name)} l WHERE {same})
+                    WHERE NOT EXISTS (SELECT 1 FROM {_ident(spec.name)} l
+                                      WHERE l.{owner_col} = w.{owner_col} AND {same})
                     RETURNING 1)
                 SELECT count(*) FROM added""",
             *args,
@@ -833,7 +834,6 @@ async def delete_unseen(
         scan_id,
     )
     ids = [r["source_id"] for r in gone]
-    deleted = len(ids)
     for table in owned:
-        deleted += await soft_delete(conn, table, source, ids)
-    return deleted
+        await soft_delete(conn, table, source, ids)
+    return len(ids)  # one per record, however many tables held it
