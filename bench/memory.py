@@ -7,8 +7,9 @@ parent's psutil sample is a cross-check). Flat means the largest size's peak is 
 smallest's; the target is <= 200 MB at 1M records.
 
 ``BENCH_MEMORY_RECORDS`` lists the sizes (``100000,1000000`` is the target's pair). The default,
-``DEFAULT_SIZES``, is what fits ``make bench``'s 20-minute budget on a 2-core machine while our
-loader's link replacement slows down as its table grows; the note says so whenever 1M is not run.
+``DEFAULT_SIZES``, is what fits ``make bench``'s 20-minute budget on a 2-core machine (a sync
+runs at ~1.5-2k records/s here, so 1M alone would take over 10 minutes); the note says so
+whenever 1M is not run.
 ``python -m bench.memory child CONFIG URL`` is the measured child.
 """
 
@@ -29,7 +30,7 @@ NAME = "memory: peak RSS of a kitsu/anime sync"
 TARGET_MB = 200.0
 FLAT_RATIO = 1.25  # the largest size may use at most this much more than the smallest
 CHILD_TIMEOUT = 900.0
-DEFAULT_SIZES = "5000,20000"
+DEFAULT_SIZES = "100000,300000"
 
 
 def sizes() -> list[int]:

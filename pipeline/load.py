@@ -595,10 +595,10 @@ class Loader:
         same = " AND ".join(f"w.{_ident(c)} IS NOT DISTINCT FROM l.{_ident(c)}" for c in compare)
         owner_col = _ident(owner.column)
         deleted = await self.conn.fetchval(
-            f"""WITH want AS ({want}), gone AS (
+            f"""WITH want AS MATERIALIZED ({want}), gone AS (
                     DELETE FROM {_ident(spec.name)} l USING {_ident(owner.table)} o
                     WHERE o.source = $1 AND o.source_id = ANY($2::text[]) AND l.{owner_col} = o.id
-                      AND NOT EXISTS (SELECT 1 FROM want w WHERE {same})
+                      AND NOT EXISTS (SELECT 1 FROM want w WHERE w.{owner_col} = l.{owner_col} AND {same})
                     RETURNING 1)
                 SELECT count(*) FROM gone""",
             self.source,
@@ -608,7 +608,7 @@ class Loader:
         extra_vals = ["$1" if c == "source" else "$2::bigint" for c in extra_cols]
         args: list[Any] = [self.source] + ([self.run_id] if "run_id" in extra_cols else [])
         inserted = await self.conn.fetchval(
-            f"""WITH want AS ({want}), added AS (
+            f"""WITH want AS MATERIALIZED ({want}), added AS (
                     INSERT INTO {_ident(spec.name)} ({", ".join(map(_ident, [*compare, *extra_cols]))})
                     SELECT w.*{"".join(", " + v for v in extra_vals)} FROM want w
                     WHERE NOT EXISTS (SELECT 1 FROM {_ident(spec.name)} l
