@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--size", default="small", choices=("small", "medium", "large"))
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0, help="first port (default: free ports)")
+    p.add_argument("--port", type=int, default=8700, help="first port, one per service (0: free ports)")
     p.add_argument("--write-config", default="config/sandbox.toml", help="where to write the config")
     p.add_argument("--fast", action="store_true", help="raise AniList/Kitsu quotas (demos, benchmarks)")
 
