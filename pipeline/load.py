@@ -764,14 +764,24 @@ async def _columns(conn: asyncpg.Connection, table: str) -> set[str]:
     return {r["attname"] for r in rows}
 
 
-async def resolve_refs(conn: asyncpg.Connection, source: str | None = None) -> int:
-    """Fill NULL surrogate FKs whose natural key now has a target; return the rows fixed."""
+async def resolve_refs(
+    conn: asyncpg.Connection, source: str | None = None, touched: Iterable[str] | None = None
+) -> int:
+    """Fill NULL surrogate FKs whose natural key now has a target; return the rows fixed.
+
+    ``touched`` (the tables a stream wrote) limits the work to the references that can have
+    changed: those held by a touched table and those pointing at one. ``None`` checks them all.
+    """
+    wrote = None if touched is None else frozenset(touched)
     fixed = 0
     for spec in tables.registered():
         if not spec.refs:
             continue
+        refs = [r for r in spec.refs if wrote is None or spec.name in wrote or r.table in wrote]
+        if not refs:
+            continue
         present = await _columns(conn, spec.name)
-        for ref in spec.refs:
+        for ref in refs:
             if ref.key not in present or ref.column not in present:
                 continue  # without the natural key stored there is nothing to resolve from
             col, key = _ident(ref.column), _ident(ref.key)

@@ -167,6 +167,7 @@ class _Consumer:
         self.ctx, self.stream, self.tracker, self.loader, self.result = ctx, stream, tracker, loader, result
         self.knobs = ctx.settings.pipeline
         self.unknown_seen: set[tuple[str, str]] = set()  # vocabulary values logged once per stream
+        self.written_tables: set[str] = set()  # tables this stream changed rows in (for resolve_refs)
         self._reset()
 
     def _reset(self) -> None:
@@ -210,6 +211,7 @@ class _Consumer:
         hook = self.tracker.hook(self.keys, self.cursor, self.total, self.deletes)
         scanning = state.mode == "full" or (state.window is not None and state.window.full)
         counts = await self.loader.load(self.batch, after=hook, seen_scan=state.scan_id if scanning else None)
+        self.written_tables.update(name for name, n in counts.tables.items() if n)
         r = self.result
         r.pages += self.pages
         r.inserted += counts.inserted
@@ -276,7 +278,8 @@ async def _pump(
         raise fetch_error[0]
     consumer.check_rejects(final=True)
     r.deleted += await tracker.complete(conn)
-    await resolve_refs(conn, state.source)
+    if consumer.written_tables:  # nothing written, nothing new to point at
+        await resolve_refs(conn, state.source, consumer.written_tables)
 
 
 def _copy_stats(stream: Stream, r: StreamResult) -> None:

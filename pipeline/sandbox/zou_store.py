@@ -77,7 +77,8 @@ class ZouStore:
         rows = list(self.data.tables[route].values())
         if not params:
             return [serialize(model, row) for row in rows]
-        rows = [row for row in rows if _matches(model, row, params)]
+        match = _matcher(model, params)
+        rows = [row for row in rows if match(row)]
         relations = params.get("relations", "false") == "true"
         page = _int_param(params, "page", -1)
         if page <= -1:
@@ -372,7 +373,9 @@ def _coerce(kind: str, value: Any) -> Any:
     return text
 
 
-def _matches(model: Model, row: Row, params: Mapping[str, str]) -> bool:
+def _matcher(model: Model, params: Mapping[str, str]) -> Callable[[Row], bool]:
+    """Parse the filters once (a JSON list becomes a set), then test rows against them."""
+    tests: list[Callable[[Row], bool]] = []
     for key, raw in params.items():
         if key in RESERVED_PARAMS:
             continue
@@ -381,20 +384,29 @@ def _matches(model: Model, row: Row, params: Mapping[str, str]) -> bool:
         kind = model.columns.get(key)
         if kind is None:
             continue  # unknown parameters are ignored, as the real server does
-        value = serialize(model, row)[key] if key in ("created_at", "updated_at") else row.fields.get(key)
-        if key == "name":
-            if not _like(raw, value):
-                return False
-        elif raw.startswith("["):
-            try:
-                wanted = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                raise FilterError({"error": True, "message": f"{key} = {raw}: not a JSON list"}) from None
-            if not isinstance(wanted, list) or value not in {_coerce(kind, w) for w in wanted}:
-                return False
-        elif not _equal(kind, value, raw):
-            return False
-    return True
+        tests.append(_column_test(model, key, kind, raw))
+    return lambda row: all(test(row) for test in tests)
+
+
+def _column_test(model: Model, key: str, kind: str, raw: str) -> Callable[[Row], bool]:
+    def value(row: Row) -> Any:
+        return serialize(model, row)[key] if key in ("created_at", "updated_at") else row.fields.get(key)
+
+    if key == "name":
+        return lambda row: _like(raw, value(row))
+    if raw.startswith("["):
+        try:
+            wanted = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise FilterError({"error": True, "message": f"{key} = {raw}: not a JSON list"}) from None
+        if not isinstance(wanted, list):
+            return lambda row: False
+        allowed = {_coerce(kind, w) for w in wanted}
+        return lambda row: value(row) in allowed
+    if kind in ("uuid", "bool", "int", "float"):
+        expected = _coerce(kind, raw)
+        return lambda row: bool(value(row) == expected)
+    return lambda row: _equal(kind, value(row), raw)
 
 
 def _equal(kind: str, value: Any, raw: str) -> bool:
