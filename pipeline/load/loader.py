@@ -1,0 +1,112 @@
+"""The Loader: one ``Batch`` → one transaction over entities, links, raw records, rejects and ``after``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+
+import asyncpg
+import orjson
+
+from pipeline import tables
+from pipeline.load.counts import LoadCounts
+from pipeline.load.entities import upsert_entities
+from pipeline.load.hashing import json_default
+from pipeline.load.links import replace_links
+from pipeline.load.raw import upsert_raw
+from pipeline.load.staging import Staging
+from pipeline.records import Batch
+from pipeline.tables import EntityTable, LinkTable
+
+AfterHook = Callable[[asyncpg.Connection], Awaitable[None]]
+
+
+class Loader:
+    """Writes batches for one source on one connection (staging tables are created once per connection)."""
+
+    def __init__(
+        self,
+        conn: asyncpg.Connection,
+        source: str,
+        run_id: int | None,
+        owned_tables: Iterable[str] | None = None,
+    ) -> None:
+        self._staging = Staging(conn, source, run_id)
+        # Owner rows of these tables carry their complete link sets; other owner rows (a media
+        # included in an episodes page) leave the links they do not mention alone.
+        self.owned_tables = None if owned_tables is None else frozenset(owned_tables)
+
+    @property
+    def conn(self) -> asyncpg.Connection:
+        return self._staging.conn
+
+    @property
+    def source(self) -> str:
+        return self._staging.source
+
+    @property
+    def run_id(self) -> int | None:
+        return self._staging.run_id
+
+    async def load(
+        self,
+        batch: Batch,
+        *,
+        after: AfterHook | None = None,
+        land_raw: bool = True,
+        seen_scan: str | None = None,
+    ) -> LoadCounts:
+        """Write ``batch`` and run ``after`` in one transaction; return what changed."""
+        st = self._staging
+        counts = LoadCounts()
+        order = [s.name for s in tables.registered()]
+        unknown = [name for name in batch.rows if name not in order]
+        if unknown:
+            raise KeyError(f"batch has rows for unregistered table(s) {unknown}; register their specs")
+        # Inside a caller's transaction our COMMIT is a savepoint release: staging tables keep
+        # their rows (ON COMMIT DELETE ROWS has not fired) unless emptied here.
+        nested = st.conn.is_in_transaction()
+        planned = set(st.plans)
+        st.staged.clear()
+        try:
+            async with st.conn.transaction():
+                for name in order:
+                    spec = tables.spec(name)
+                    rows = batch.rows.get(name)
+                    if isinstance(spec, EntityTable) and rows:
+                        await upsert_entities(st, spec, rows, counts)
+                for name in order:
+                    spec = tables.spec(name)
+                    if isinstance(spec, LinkTable):
+                        await replace_links(st, spec, batch, counts, self.owned_tables)
+                if land_raw and batch.raw:
+                    await upsert_raw(st, batch.raw, counts, seen_scan)
+                if batch.rejects:
+                    await self._insert_rejects(batch)
+                    counts.rejected = len(batch.rejects)
+                if nested and st.staged:
+                    await st.conn.execute("; ".join(f"DELETE FROM {stage}" for stage in st.staged))
+                if after is not None:
+                    await after(st.conn)
+        except BaseException:
+            for name in set(st.plans) - planned:  # their staging tables rolled back with the batch
+                del st.plans[name]
+                st.entity_plans.pop(name, None)
+            raise
+        return counts
+
+    async def _insert_rejects(self, batch: Batch) -> None:
+        await self.conn.executemany(
+            "INSERT INTO etl.rejects (run_id, source, resource, source_id, payload, error) "
+            "VALUES ($1, $2, $3, $4, $5::text::jsonb, $6)",
+            [
+                (
+                    self.run_id,
+                    self.source,
+                    r.resource,
+                    r.source_id,
+                    orjson.dumps(r.payload, default=json_default).decode(),
+                    r.error,
+                )
+                for r in batch.rejects
+            ],
+        )
