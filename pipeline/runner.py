@@ -316,6 +316,9 @@ async def run_stream(
                 ctx.progress.start(f"{name}/{stream.resource}", state.expected_total)
                 await _pump(ctx, stream, state, conn, r)
                 r.status = "succeeded"
+            except RescanNotDue as exc:
+                r.status, r.error = "skipped", str(exc)
+                log.info("stream_skipped", reason="rescan_not_due", detail=str(exc))
             except ViolationBudgetError as exc:
                 r.status, r.error = "stopped", redact_text(str(exc))
             except Exception as exc:  # a stream's failure is recorded, other streams go on
@@ -338,9 +341,29 @@ def _summary(r: StreamResult) -> dict[str, Any]:
     return {f: getattr(r, f) for f in fields}
 
 
+class RescanNotDue(Exception):
+    """The stream's last full scan is younger than its source's ``min_rescan_minutes``."""
+
+
+async def _check_rescan_due(
+    conn: asyncpg.Connection, stream: Stream, state: StreamState, now: datetime
+) -> None:
+    wait = stream.source.min_rescan_minutes
+    if state.mode != "full" or wait <= 0 or state.committed:
+        return  # incremental, no minimum, or a scan in progress that must be finished
+    row = await checkpoints.read_checkpoint(conn, stream.source.name, stream.resource)
+    done = row["scan_completed_at"] if row else None
+    if done is not None and (now - done).total_seconds() < wait * 60:
+        minutes = (now - done).total_seconds() / 60
+        raise RescanNotDue(
+            f"last full scan completed {minutes:.0f} min ago (min_rescan_minutes = {wait:g}); "
+            "run `pipeline sync --full` to scan anyway"
+        )
+
+
 def nightly_state(ctx: RunContext, full: bool) -> StateFactory:
     async def begin(conn: asyncpg.Connection, stream: Stream) -> StreamState:
-        return await checkpoints.begin_stream(
+        state = await checkpoints.begin_stream(
             conn,
             stream.source.name,
             stream.resource,
@@ -349,6 +372,9 @@ def nightly_state(ctx: RunContext, full: bool) -> StateFactory:
             auth=stream.auth_identity,
             run_started_at=ctx.started_at,
         )
+        if not full:
+            await _check_rescan_due(conn, stream, state, ctx.started_at)
+        return state
 
     return begin
 

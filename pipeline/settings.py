@@ -174,6 +174,9 @@ class SourceSettings(BaseModel):
     rate_limit_reset: Literal["epoch", "seconds"] = "seconds"
     rate_limit_reserve: int = Field(default=1, ge=0)
     max_pages: PositiveInt | None = None
+    # A full re-scan (no change feed) is skipped when the last one completed this recently;
+    # 0 = re-scan on every run. `sync --full` always scans.
+    min_rescan_minutes: float = Field(default=0, ge=0)
     # Connector-specific keys (validated by the connector; see CONNECTOR_OPTIONS).
     options: dict[str, Any] = Field(default_factory=dict)
 

@@ -32,6 +32,7 @@ FAST_OPTIONS = {
     "anilist_v1_requests_per_minute": 600,
     "kitsu_requests_per_second": 60,
     "kitsu_in_flight": 8,
+    "min_rescan_minutes": 30,  # full re-scans (Kitsu, AniList v1, Nekos) at most every half hour
 }
 BASE_PATHS = {"kitsu": "/api/edge", "anilist": "", "anilist_v1": "/api", "zou": "/api", "nekos": "/api"}
 
@@ -141,6 +142,7 @@ def source_settings(sandbox: Sandbox) -> dict[str, dict[str, Any]]:
             },
             "max_in_flight": int(sandbox.ctx.options.get("kitsu_in_flight", 4)),
             "page_size": 20,
+            **_rescan(sandbox),
             "auth": {
                 "kind": "oauth_password",
                 "username": kitsu.USERNAME,
@@ -174,6 +176,7 @@ def source_settings(sandbox: Sandbox) -> dict[str, dict[str, Any]]:
             },
             "max_in_flight": 2,
             "page_size": 40,
+            **_rescan(sandbox),
             "rate_limit_reset": "epoch",
             "auth": {
                 "kind": "oauth_client_credentials",
@@ -207,10 +210,17 @@ def _production_sources(sandbox: Sandbox) -> dict[str, dict[str, Any]]:
             "rate": {"requests": 1, "per_seconds": 1.0},
             "max_in_flight": 1,
             "page_size": 25,
+            **_rescan(sandbox),
             "violation_budget": 2,
             "auth": {"kind": "bearer", "token": nekos.SANDBOX_TOKEN},
         }
     return out
+
+
+def _rescan(sandbox: Sandbox) -> dict[str, Any]:
+    """``min_rescan_minutes`` for full-scan sources when the sandbox runs with it (``--fast``)."""
+    minutes = sandbox.ctx.options.get("min_rescan_minutes")
+    return {} if minutes is None else {"min_rescan_minutes": minutes}
 
 
 def write_config(sandbox: Sandbox, path: str | Path) -> Path:

@@ -219,3 +219,25 @@ async def test_small_batches_commit_often_and_status_reports_them(db: asyncpg.Po
     assert status[0].scan_completed_at is not None
     assert history[0].streams[0]["pages"] == 5
     assert history[0].command == "sync"
+
+
+async def test_a_recent_full_scan_is_not_repeated_before_min_rescan_minutes(db: asyncpg.Pool) -> None:
+    """With min_rescan_minutes, a full-scan stream completed moments ago is skipped (exit 0); --full scans."""
+    base = loadkit.settings("fake")
+    source = base.sources["fake"].model_copy(update={"min_rescan_minutes": 30})
+    settings = base.model_copy(update={"sources": {"fake": source}})
+    first = fake(docs(2))
+    first.source = source
+    assert (await sync(db, first, settings=settings)).streams[0].status == "succeeded"
+    again = fake(docs(2))
+    again.source = source
+    skipped = await sync(db, again, settings=settings)
+    assert skipped.exit_code == 0
+    assert skipped.streams[0].status == "skipped"
+    assert "min_rescan_minutes = 30" in (skipped.streams[0].error or "")
+    assert again.stats.requests == 0
+    forced = fake(docs(2))
+    forced.source = source
+    summary = await sync(db, forced, settings=settings, full=True)
+    assert summary.streams[0].status == "succeeded"
+    assert forced.stats.requests == 2
