@@ -11,7 +11,7 @@ characters and staff the query asked for (``characters``/``characterPreview``, `
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any
 
@@ -286,15 +286,22 @@ def record_id(record: Mapping[str, Any]) -> str | None:
         return None
 
 
+def build_page(
+    records: Iterable[Any], resource: str, label: str, rows: Callable[[Mapping[str, Any], str], Any]
+) -> Batch:
+    """Each record (Media or v1 series) a raw record plus ``rows(record, resource)``, or a reject."""
+    builder = c.PageBuilder()
+    for record in records:
+        if not isinstance(record, Mapping):
+            builder.reject(resource, None, record, f"{label} {record!r}: expected an object")
+            continue
+        builder.record(resource, record, record_id(record), partial(rows, record, resource))
+    return builder.batch
+
+
 def transform_media(payload: Any, resource: str) -> Batch:
     """A page of Media: each one a raw record plus its rows, or a reject."""
-    builder = c.PageBuilder()
-    for media in page_media(payload, resource):
-        if not isinstance(media, Mapping):
-            builder.reject(resource, None, media, f"media {media!r}: expected an object")
-            continue
-        builder.record(resource, media, record_id(media), partial(media_rows, media, resource))
-    return builder.batch
+    return build_page(page_media(payload, resource), resource, "media", media_rows)
 
 
 def transform_anime(payload: Any) -> Batch:

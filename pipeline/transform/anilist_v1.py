@@ -14,13 +14,12 @@ or a number with 0 = no score yet, ``total_episodes``/``total_chapters`` 0 = unk
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import partial
 from typing import Any
 
 from pipeline.errors import ContractError, SkippableRecordError
 from pipeline.records import Batch
 from pipeline.transform import common as c
-from pipeline.transform.anilist import external_id_row, genre_rows, record_id, title_rows
+from pipeline.transform.anilist import build_page, external_id_row, genre_rows, title_rows
 
 SOURCE_KIND = "anilist_v1"
 
@@ -191,13 +190,7 @@ def media_rows(series: Mapping[str, Any], resource: str) -> c.Rows:
 
 def transform_series(payload: Any, resource: str) -> Batch:
     """A browse page or one full model: each series a raw record plus its rows, or a reject."""
-    builder = c.PageBuilder()
-    for series in page_series(payload, resource):
-        if not isinstance(series, Mapping):
-            builder.reject(resource, None, series, f"series {series!r}: expected an object")
-            continue
-        builder.record(resource, series, record_id(series), partial(media_rows, series, resource))
-    return builder.batch
+    return build_page(page_series(payload, resource), resource, "series", media_rows)
 
 
 def transform_anime(payload: Any) -> Batch:
