@@ -265,6 +265,21 @@ def require_id(value: Any, field: str) -> str:
 
 # ---------------------------------------------------------------------------- vocabularies
 
+
+def date_columns(
+    start: PartialDate | None, end: PartialDate | None, season: tuple[str, int] | None
+) -> dict[str, Any]:
+    """The media columns for start/end dates with their precision, and the season."""
+    return {
+        "start_date": start.value if start else None,
+        "start_precision": start.precision if start else None,
+        "end_date": end.value if end else None,
+        "end_precision": end.precision if end else None,
+        "season": season[0] if season else None,
+        "season_year": season[1] if season else None,
+    }
+
+
 # Character detail columns (catalog.characters, sql/005) that only some sources fill.
 NO_CHARACTER_DETAILS: dict[str, Any] = {
     "gender": None,
