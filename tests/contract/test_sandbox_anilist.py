@@ -14,7 +14,7 @@ from pipeline.sandbox import anilist_v1
 from pipeline.sandbox.server import Sandbox, start_sandbox
 from tests.contract.shapes import json_type, shape_diff
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real" / "anilist-graphql"
+REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real" / "anilist-graphql"
 RECORDINGS = sorted(REAL.glob("*.json"))
 RECORDED = {p.stem: orjson.loads(p.read_bytes()) for p in RECORDINGS}
 # The query that produced the recordings (modb-anilist's anime_download_request.graphql).

@@ -13,7 +13,7 @@ import pytest
 from pipeline.sandbox.server import Sandbox, start_sandbox
 from tests.contract.shapes import shape_diff
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real" / "kitsu"
+REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real" / "kitsu"
 SINGLE = sorted(p for p in REAL.glob("anime-*.json") if not p.stem.endswith(("_relations", "_tags")))
 RECORDED = {p.stem: orjson.loads(p.read_bytes()) for p in SINGLE}
 TAGS = orjson.loads((REAL / "anime-tags-1_tags.json").read_bytes())

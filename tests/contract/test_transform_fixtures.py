@@ -1,4 +1,4 @@
-"""Real recorded responses (../shared/fixtures/real) and AniList v1 seed records through the transforms."""
+"""Real recorded responses (tests/fixtures/real) and AniList v1 seed records through the transforms."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pipeline.records import Batch
 from pipeline.tables import EntityTable
 from pipeline.transform import transform
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real"
+REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real"
 KITSU_FILES = sorted((REAL / "kitsu").glob("*.json"))
 ANILIST_FILES = sorted((REAL / "anilist-graphql").glob("*.json"))
 
