@@ -47,6 +47,8 @@ class Batch:
     rejects: list[Reject] = field(default_factory=list)
     # (field, value) pairs outside a unified vocabulary, stored as "unknown"; the runner logs them.
     unknown: list[tuple[str, str]] = field(default_factory=list)
+    # (field, note) pairs for values a data-quality rule stored as NULL; the runner logs each once.
+    notes: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         self.rows.setdefault(table, []).append(row)
@@ -55,6 +57,7 @@ class Batch:
         self.raw.extend(other.raw)
         self.rejects.extend(other.rejects)
         self.unknown.extend(pair for pair in other.unknown if pair not in self.unknown)
+        self.notes.extend(pair for pair in other.notes if pair not in self.notes)
         for table, rows in other.rows.items():
             self.rows.setdefault(table, []).extend(rows)
 

@@ -188,6 +188,10 @@ class _Consumer:
             if (field_name, value) not in self.unknown_seen:
                 self.unknown_seen.add((field_name, value))
                 log.warning("unknown_vocabulary", field=field_name, value=value, stored_as="unknown")
+        for field_name, note in part.notes:
+            if (field_name, note) not in self.unknown_seen:
+                self.unknown_seen.add((field_name, note))
+                log.warning("data_quality", field=field_name, note=note, stored_as="NULL")
         self.batch.extend(part)
         self.result.records += _records_in(part)
         self.pages += 1

@@ -13,7 +13,7 @@ from typing import Any
 from pipeline.errors import ConfigError
 from pipeline.records import Batch
 from pipeline.transform import anilist, anilist_v1, kitsu, nekos, zou, zou_events
-from pipeline.transform.common import collect_unknown
+from pipeline.transform.common import collect_notes, collect_unknown
 
 Transform = Callable[[Any], Batch]
 
@@ -58,9 +58,10 @@ def transform(kind: str, resource: str, payload: Any) -> Batch:
     except KeyError:
         known = ", ".join(f"{k}/{r}" for k, resources in TRANSFORMS.items() for r in resources)
         raise ConfigError(f"no transform for {kind}/{resource}; known: {known}") from None
-    with collect_unknown() as unknown:
+    with collect_unknown() as unknown, collect_notes() as notes:
         batch = function(payload)
     batch.unknown.extend(pair for pair in unknown if pair not in batch.unknown)
+    batch.notes.extend(pair for pair in notes if pair not in batch.notes)
     return batch
 
 

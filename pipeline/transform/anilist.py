@@ -247,7 +247,7 @@ def media_rows(media: Mapping[str, Any], resource: str) -> c.Rows:
         "title_native": native,
         "synopsis": c.plain_text(media.get("description"), "description"),
         "status": c.vocabulary(media.get("status"), STATUSES, "anilist.status"),
-        **c.date_columns(start, end, season),
+        **c.date_columns(start, end, season, kind, fields=("startDate", "endDate")),
         "episode_count": c.count(media.get("episodes"), "episodes"),
         "episode_minutes": c.count(media.get("duration"), "duration"),
         "chapter_count": c.count(media.get("chapters"), "chapters"),

@@ -160,7 +160,7 @@ def media_rows(series: Mapping[str, Any], resource: str) -> c.Rows:
         "title_native": native,
         "synopsis": c.plain_text(series.get("description"), "description"),
         "status": c.vocabulary(status, STATUSES, "anilist_v1.status"),
-        **c.date_columns(start, end, season),
+        **c.date_columns(start, end, season, kind),
         "episode_count": c.count(series.get("total_episodes"), "total_episodes"),
         "episode_minutes": c.count(series.get("duration"), "duration"),
         "chapter_count": c.count(series.get("total_chapters"), "total_chapters"),

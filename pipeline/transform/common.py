@@ -6,7 +6,11 @@ source's contract. The rules (DESIGN §4):
 
 * dates keep their precision (``day``/``month``/``year``) and never invent a day: a month-precise
   date is stored as the 1st of that month, a year-precise one as 1 January, with the precision;
-* seasons are the source's own, else derived from a start date whose month is known;
+* seasons are the source's own, else derived from a start date whose month is known; only anime
+  have a broadcast season (manga, novels and one-shots never get one);
+* a date with an impossible year (before 1900, or more than 20 years ahead) is stored NULL, and so
+  is an end date before its start date; each is noted (logged once per stream as
+  ``data_quality``) and the value the source sent stays in ``raw.records``;
 * scores are on one 0-100 scale; counts where 0 means "unknown" become None;
 * text is stripped; empty strings are None; synopses lose their HTML tags (``<br>`` becomes a line
   break, entities are decoded) so every source reads the same in SQL.
@@ -266,10 +270,43 @@ def require_id(value: Any, field: str) -> str:
 # ---------------------------------------------------------------------------- vocabularies
 
 
+FIRST_PLAUSIBLE_YEAR = 1900
+YEARS_AHEAD = 20  # announced works are dated a few years ahead at most
+
+
+def plausible_date(value: PartialDate | None, field: str) -> PartialDate | None:
+    """``value`` unless its year is impossible (before 1900, or more than 20 years from now)."""
+    if value is None:
+        return None
+    last = datetime.now(UTC).year + YEARS_AHEAD
+    if FIRST_PLAUSIBLE_YEAR <= value.value.year <= last:
+        return value
+    note_quality(field, f"year {value.value.year} outside {FIRST_PLAUSIBLE_YEAR}-{last}")
+    return None
+
+
 def date_columns(
-    start: PartialDate | None, end: PartialDate | None, season: tuple[str, int] | None
+    start: PartialDate | None,
+    end: PartialDate | None,
+    season: tuple[str, int] | None,
+    kind: str,
+    *,
+    fields: tuple[str, str] = ("start_date", "end_date"),
 ) -> dict[str, Any]:
-    """The media columns for start/end dates with their precision, and the season."""
+    """The media columns for start/end dates with their precision, and the season.
+
+    The data-quality rules apply here: impossible years and an end before the start are stored
+    NULL (noted), and only anime keep a season. ``fields`` names the source's date fields for notes.
+    """
+    start, end = plausible_date(start, fields[0]), plausible_date(end, fields[1])
+    if start is not None and end is not None and end.value < start.value:
+        note_quality(fields[1], f"end {end.value} before start {start.value}")
+        end = None
+    if kind != "anime":
+        season = None
+    elif season is not None and not FIRST_PLAUSIBLE_YEAR <= season[1] <= datetime.now(UTC).year + YEARS_AHEAD:
+        note_quality("season", f"season year {season[1]} outside the plausible years")
+        season = None
     return {
         "start_date": start.value if start else None,
         "start_precision": start.precision if start else None,
@@ -314,6 +351,27 @@ def note_unknown(field: str, value: str) -> None:
     pending = _unknown.get()
     if pending is not None and (field, value) not in pending:
         pending.append((field, value))
+
+
+_notes: ContextVar[list[tuple[str, str]] | None] = ContextVar("quality_notes", default=None)
+
+
+def note_quality(field: str, note: str) -> None:
+    """Remember that a data-quality rule stored ``field`` as NULL, in the current block (if any)."""
+    pending = _notes.get()
+    if pending is not None and (field, note) not in pending:
+        pending.append((field, note))
+
+
+@contextmanager
+def collect_notes() -> Iterator[list[tuple[str, str]]]:
+    """Collect the (field, note) pairs of data-quality rules applied inside the block, each once."""
+    pending: list[tuple[str, str]] = []
+    token = _notes.set(pending)
+    try:
+        yield pending
+    finally:
+        _notes.reset(token)
 
 
 @contextmanager

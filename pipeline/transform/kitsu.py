@@ -147,7 +147,7 @@ def media_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
         "title_native": native,
         "synopsis": _description(attrs),
         "status": c.vocabulary(attrs.get("status"), STATUSES, "kitsu.status"),
-        **c.date_columns(start, end, season),
+        **c.date_columns(start, end, season, kind, fields=("startDate", "endDate")),
         "episode_count": c.count(attrs.get("episodeCount"), "episodeCount"),
         "episode_minutes": c.count(attrs.get("episodeLength"), "episodeLength"),
         "chapter_count": c.count(attrs.get("chapterCount"), "chapterCount"),

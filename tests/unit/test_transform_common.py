@@ -235,3 +235,41 @@ def test_page_builder_isolates_a_failing_record() -> None:
     assert [(r.source_id, r.error) for r in batch.rejects] == [
         ("2", "startDate = 'x': expected an ISO date YYYY-MM-DD")
     ]
+
+
+def test_only_anime_keep_a_broadcast_season() -> None:
+    """A manga (or novel) start date gives no season; an anime keeps the one it was given."""
+    start = _pd(date(2019, 12, 1), "month")
+    assert c.date_columns(start, None, ("winter", 2020), "manga")["season"] is None
+    assert c.date_columns(start, None, ("winter", 2020), "anime")["season"] == "winter"
+
+
+def test_impossible_years_are_stored_null_and_noted() -> None:
+    """Before 1900 or more than 20 years ahead: NULL, with one note naming the field and year."""
+    with c.collect_notes() as notes:
+        columns = c.date_columns(
+            _pd(date(1066, 10, 14), "day"),
+            _pd(date(2999, 1, 1), "year"),
+            ("fall", 1066),
+            "anime",
+            fields=("startDate", "endDate"),
+        )
+    assert (columns["start_date"], columns["start_precision"]) == (None, None)
+    assert (columns["end_date"], columns["end_precision"]) == (None, None)
+    assert (columns["season"], columns["season_year"]) == (None, None)
+    assert [field for field, _ in notes] == ["startDate", "endDate", "season"]
+    assert "1066" in notes[0][1]
+    assert "2999" in notes[1][1]
+
+
+def test_an_end_before_the_start_is_stored_null_and_noted() -> None:
+    """The start is kept (it places the season); the end that precedes it is NULL."""
+    with c.collect_notes() as notes:
+        columns = c.date_columns(
+            _pd(date(2020, 4, 1), "day"), _pd(date(2019, 1, 1), "day"), ("spring", 2020), "anime"
+        )
+    assert columns["start_date"] == date(2020, 4, 1)
+    assert columns["end_date"] is None
+    assert notes == [("end_date", "end 2019-01-01 before start 2020-04-01")]
+    plain = c.date_columns(_pd(date(1999, 1, 1), "day"), _pd(date(1999, 1, 1), "day"), None, "anime")
+    assert plain["end_date"] == date(1999, 1, 1)  # a one-day work is fine

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -39,12 +39,12 @@ def _page(*media: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_anilist_page_of_manga() -> None:
-    """A Page of manga: idMal and own id become external ids; month-precise start; derived season."""
+    """A Page of manga: idMal and own id become external ids; month-precise start; no broadcast season."""
     batch = transform("anilist", "manga", _page(_anilist_media(30013)))
     (media,) = batch.rows["catalog.media"]
     assert media["kind"] == "manga"
     assert (media["start_date"], media["start_precision"]) == (date(2019, 12, 1), "month")
-    assert (media["season"], media["season_year"]) == ("winter", 2020)
+    assert (media["season"], media["season_year"]) == (None, None)  # seasons are for anime only
     assert (media["chapter_count"], media["volume_count"]) == (None, 3)
     assert {(r["site"], r["external_id"], r["source_id"]) for r in batch.rows["catalog.external_ids"]} == {
         ("anilist/manga", "30013", "30013:anilist/manga"),
@@ -285,3 +285,18 @@ def test_dispatcher_names_the_known_transforms() -> None:
     assert set(TRANSFORMS) >= {"kitsu", "anilist", "anilist_v1"}
     with pytest.raises(ConfigError, match="kitsu/anime"):
         transform("kitsu", "reviews", {"data": []})
+
+
+def test_anilist_impossible_year_is_null_with_a_note_in_the_batch() -> None:
+    """The transform stores the impossible date NULL and the batch carries the note for the runner."""
+    batch = transform(
+        "anilist", "anime", _page(_anilist_media(1, type="ANIME", startDate={"year": 1801, "month": 3}))
+    )
+    (media,) = batch.rows["catalog.media"]
+    assert media["start_date"] is None
+    assert batch.notes == [
+        ("startDate", "year 1801 outside 1900-" + str(datetime.now(UTC).year + 20)),
+        ("season", "season year 1801 outside the plausible years"),  # derived from that date
+    ]
+    assert (media["season"], media["season_year"]) == (None, None)
+    assert batch.raw[0].payload["startDate"] == {"year": 1801, "month": 3}  # kept as sent
