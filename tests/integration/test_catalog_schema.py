@@ -18,7 +18,7 @@ from pipeline.transform import transform
 
 pytestmark = pytest.mark.db
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real"
+REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real"
 DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
@@ -228,5 +228,73 @@ async def test_real_recordings_load_and_meet_in_works(db_url: str) -> None:
             "spring",
             1998,
         )
+    finally:
+        await conn.close()
+
+
+async def test_work_candidates_pair_unlinked_namesakes_and_never_merge(db_url: str) -> None:
+    """Same normalised title across sources: a scored candidate pair; linked rows and other kinds are not."""
+    conn = await db.connect(db_url)
+    try:
+        rows = [
+            # (source, kind_, source_id, kind, title, start, format, episodes)
+            ("anilist", "anilist", "5", "anime", "Sora no Woto!", "2010-01-05", "tv", 12),
+            ("kitsu", "kitsu", "anime/5", "anime", "sora no woto", "2010-01-05", "tv", 12),  # same work
+            ("kitsu", "kitsu", "anime/6", "anime", "Sora-no-Woto", "2010-01-20", "ova", 2),  # weaker
+            ("kitsu", "kitsu", "manga/5", "manga", "Sora no Woto", "2010-01-05", "manga", None),  # kind
+            ("anilist", "anilist", "7", "anime", "Other", "2001-01-01", "tv", 1),
+            ("kitsu", "kitsu", "anime/7", "anime", "Other", "2001-01-01", "tv", 1),  # linked by id
+        ]
+        for source, kind_, source_id, kind, title, start, fmt, episodes in rows:
+            await conn.execute(
+                "INSERT INTO catalog.media (source, source_id, content_hash, source_kind, kind, title, "
+                "start_date, start_precision, format, episode_count) "
+                "VALUES ($1, $2, '\\x00', $3, $4, $5, $6::text::date, 'day', $7, $8)",
+                source, source_id, kind_, kind, title, start, fmt, episodes,
+            )  # fmt: skip
+        await _external(conn, "kitsu", "anime/7", "anilist/anime", "7")
+        found = await conn.fetch(
+            "SELECT source, other_source, title, other_title, score, same_start, work_id, other_work_id "
+            "FROM catalog.work_candidates ORDER BY score DESC"
+        )
+        pairs = [(r["work_id"], r["other_work_id"], float(r["score"])) for r in found]
+        assert pairs == [
+            ("anilist:anime:5", "media:kitsu:anime/5", 1.0),
+            ("anilist:anime:5", "media:kitsu:anime/6", 0.6),
+        ]
+        works = await conn.fetchval("SELECT count(DISTINCT work_id) FROM catalog.works")
+        assert works == 5  # nothing merged: each candidate keeps its own work
+    finally:
+        await conn.close()
+
+
+QUERY_06 = (Path(__file__).resolve().parents[2] / "sql" / "queries" / "06_images_per_artist.sql").read_text()
+
+
+async def test_images_per_artist_query_keeps_namesakes_apart(db_url: str) -> None:
+    """sql/queries/06 groups by artist, not by name: two artists called the same are two rows."""
+    query = QUERY_06
+    conn = await db.connect(db_url)
+    try:
+        for artist, name in (("a1", "Mika"), ("a2", "Mika")):
+            await conn.execute(
+                "INSERT INTO catalog.artists (source, source_id, content_hash, name) "
+                "VALUES ('nekos', $1, '\\x00', $2)",
+                artist,
+                name,
+            )
+        for image, artist, rating in (("i1", "a1", "sfw"), ("i2", "a1", "nsfw"), ("i3", "a2", "sfw")):
+            await conn.execute(
+                "INSERT INTO catalog.images (source, source_id, content_hash, rating, artist_id) "
+                "SELECT 'nekos', $1, '\\x00', $3, id FROM catalog.artists WHERE source_id = $2",
+                image,
+                artist,
+                rating,
+            )
+        rows = await conn.fetch(query)
+        assert [(r["artist"], r["artist_id"], r["images"], r["sfw"]) for r in rows] == [
+            ("Mika", "a1", 2, 1),
+            ("Mika", "a2", 1, 1),
+        ]
     finally:
         await conn.close()
