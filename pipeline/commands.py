@@ -206,17 +206,28 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from pipeline.drift import new_fields
     from pipeline.runs import stream_status
 
     settings = load_settings(args.config)
 
-    async def work(pool: asyncpg.Pool) -> list[Any]:
+    async def work(pool: asyncpg.Pool) -> tuple[list[Any], list[Any]]:
         async with pool.acquire() as conn:
-            return await stream_status(conn)
+            return await stream_status(conn), await new_fields(conn)
 
-    rows = asyncio.run(with_pool(settings, work))
+    rows, drifted = asyncio.run(with_pool(settings, work))
     if args.json:
-        print(to_json(rows))
+        fields_of: dict[tuple[str, str], list[str]] = {}
+        for f in drifted:
+            fields_of.setdefault((f.source, f.resource), []).append(f.path)
+        streams = [
+            {
+                **{k.name: getattr(s, k.name) for k in dataclasses.fields(s)},
+                "new_fields": fields_of.get((s.source, s.resource), []),
+            }
+            for s in rows
+        ]
+        print(to_json(streams))
         return 0
     if not rows:
         print("no stream has run yet: try `pipeline sync`")
@@ -257,6 +268,17 @@ def cmd_status(args: argparse.Namespace) -> int:
             ]
         )
     print(table(headers, body))
+    if drifted:
+        print("\nfields new since each stream's first run (schema drift; see etl.field_paths):")
+        print(
+            table(
+                ("source", "resource", "path", "first seen", "records"),
+                [
+                    [f.source, f.resource, f.path, f.first_seen_at.strftime("%Y-%m-%d %H:%M"), f.seen_records]
+                    for f in drifted
+                ],
+            )
+        )
     return 0
 
 

@@ -51,7 +51,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from pipeline import checkpoints, locks, runs
+from pipeline import checkpoints, drift, locks, runs
 from pipeline.checkpoints import Cursor, StreamState, Tracker
 from pipeline.errors import ConfigError, FatalError, SkippableRecordError, ViolationBudgetError
 from pipeline.load import Loader, resolve_refs
@@ -167,6 +167,7 @@ class _Consumer:
         self.ctx, self.stream, self.tracker, self.loader, self.result = ctx, stream, tracker, loader, result
         self.knobs = ctx.settings.pipeline
         self.unknown_seen: set[tuple[str, str]] = set()  # vocabulary values logged once per stream
+        self.fields = drift.FieldTally()  # field paths of the fetched records (schema drift)
         self.written_tables: set[str] = set()  # tables this stream changed rows in (for resolve_refs)
         self._reset()
 
@@ -192,6 +193,7 @@ class _Consumer:
             if (field_name, note) not in self.unknown_seen:
                 self.unknown_seen.add((field_name, note))
                 log.warning("data_quality", field=field_name, note=note, stored_as="NULL")
+        self.fields.absorb(part.raw)
         self.batch.extend(part)
         self.result.records += _records_in(part)
         self.pages += 1
@@ -284,6 +286,24 @@ async def _pump(
     r.deleted += await tracker.complete(conn)
     if consumer.written_tables:  # nothing written, nothing new to point at
         await resolve_refs(conn, state.source, consumer.written_tables)
+    await _check_drift(ctx, stream, conn, consumer.fields)
+
+
+async def _check_drift(
+    ctx: RunContext, stream: Stream, conn: asyncpg.Connection, fields: drift.FieldTally
+) -> None:
+    """Record the stream's field paths; drift is logged, and fails the stream under ``on_drift = "fail"``."""
+    report = await drift.record(conn, stream.source.name, fields, ctx.run_id)
+    for resource, path in report.new:
+        log.warning("schema_drift", change="new_field", resource=resource, path=path)
+    for resource, path in report.vanished:
+        log.warning("schema_drift", change="vanished_field", resource=resource, path=path)
+    if report and stream.source.on_drift == "fail":
+        raise FatalError(
+            f"{stream.source.name}/{stream.resource}: schema drift, {report.describe()}; the data is "
+            "loaded and raw.records has every field: update the transform (then 'pipeline replay'), "
+            f'or set on_drift = "warn" for [sources.{stream.source.name}]'
+        )
 
 
 def _copy_stats(stream: Stream, r: StreamResult) -> None:

@@ -177,6 +177,9 @@ class SourceSettings(BaseModel):
     # A full re-scan (no change feed) is skipped when the last one completed this recently;
     # 0 = re-scan on every run. `sync --full` always scans.
     min_rescan_minutes: float = Field(default=0, ge=0)
+    # Schema drift (a field path new since the baseline, or an expected one gone): "warn" logs it,
+    # "fail" also fails the stream (pipeline.drift).
+    on_drift: Literal["warn", "fail"] = "warn"
     # Connector-specific keys (validated by the connector; see CONNECTOR_OPTIONS).
     options: dict[str, Any] = Field(default_factory=dict)
 

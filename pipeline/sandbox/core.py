@@ -84,6 +84,9 @@ class Faults:
     throttle_next: int = 0  # the next N requests answer 429 (a 429 storm)
     throttle_retry_after: float = 1.0
     path_prefix: str = ""
+    # Schema drift: attributes every media record starts sending / stops sending (Kitsu).
+    extra_attributes: dict[str, Any] = field(default_factory=dict)
+    drop_attributes: list[str] = field(default_factory=list)
 
     def update(self, **changes: Any) -> None:
         known = {f.name for f in fields(self)}

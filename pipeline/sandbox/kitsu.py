@@ -209,6 +209,12 @@ class _Routes:
         resource = kitsu_render.media_resource(
             work, call.base, call.now, call.view.ranks[(work.kind, work.kitsu_id)]
         )
+        faults = self.ctx.faults_for(SERVICE)
+        if faults.extra_attributes or faults.drop_attributes:  # the API's schema drifts
+            attributes = resource["attributes"]
+            attributes.update(faults.extra_attributes)
+            for name in faults.drop_attributes:
+                attributes.pop(name, None)
         rels = resource["relationships"]
         for name in includes:
             if name == "categories":
