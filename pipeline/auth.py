@@ -30,7 +30,7 @@ from pipeline import settings as cfg
 from pipeline.clock import Clock, SystemClock
 from pipeline.errors import AuthError
 from pipeline.log import get_logger
-from pipeline.redact import redact_text, redact_url
+from pipeline.redact import redact_text, redact_url, register_secret
 
 log = get_logger(__name__)
 
@@ -146,8 +146,10 @@ class TokenAuth(AuthProvider):
                 f"{self.source}: {where} answered without an access_token (keys: {keys}); "
                 f"check the token URL and the grant this API expects"
             )
+        register_secret(token)  # a token obtained at run time is masked like a configured secret
         self._access = SecretStr(token)
         if isinstance(body.get("refresh_token"), str):
+            register_secret(body["refresh_token"])
             self._refresh_token = SecretStr(body["refresh_token"])
         lifetime = body.get("expires_in", expires_in)
         if isinstance(lifetime, int | float) and lifetime > 0:
@@ -169,7 +171,8 @@ class TokenAuth(AuthProvider):
         return self._lock
 
     def _refused(self, what: str, url: str, status: int, body: Any, fix: str) -> AuthError:
-        shown = redact_text(orjson.dumps(body).decode()[:200]) if body is not None else "(no JSON body)"
+        # Masked before it is cut: a secret split at the cut would otherwise leak its first half.
+        shown = _cut(redact_text(orjson.dumps(body).decode()), 200) if body is not None else "(no JSON body)"
         return AuthError(f"{self.source}: {what} at {redact_url(url)} failed with {status}: {shown}; {fix}")
 
 
@@ -270,6 +273,10 @@ class ZouJWT(TokenAuth):
             )
             raise self._refused("login", self.login_url, status, body, fix)
         self._store(body, where="login", expires_in=_jwt_lifetime(body, self._clock))
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _jwt_lifetime(body: Any, clock: Clock) -> float | None:

@@ -20,6 +20,7 @@ import asyncpg
 from pipeline import db, sources
 from pipeline.errors import ConfigError
 from pipeline.progress import progress
+from pipeline.redact import redact_text, redact_value
 from pipeline.runs import RunSummary, StreamResult
 from pipeline.settings import Settings, load_settings
 
@@ -68,7 +69,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return redact_text("\n".join(lines))
 
 
 STREAM_COLUMNS = (
@@ -114,7 +115,7 @@ def render_summary(summary: RunSummary) -> str:
     for r in summary.streams:
         if r.error:
             lines.append(f"  {r.source}/{r.resource} {r.status}: {r.error}")
-    return "\n".join(lines)
+    return redact_text("\n".join(lines))
 
 
 def to_json(value: Any) -> str:
@@ -129,7 +130,7 @@ def to_json(value: Any) -> str:
             return obj.isoformat()
         return obj
 
-    return json.dumps(plain(value), indent=2, default=str)
+    return json.dumps(redact_value(plain(value)), indent=2, default=str)
 
 
 # -------------------------------------------------------------------------------------- commands

@@ -15,17 +15,33 @@ from typing import Any
 import orjson
 import structlog
 
-from pipeline.redact import redact_text
+from pipeline.redact import redact_value
 
 LEVELS = ("debug", "info", "warning", "error")
 
 
 def _redact_strings(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Last line of defence: mask anything that looks like a secret in string values."""
+    """Last line of defence: mask every known secret and credential-shaped text in every value."""
     for key, value in event.items():
-        if isinstance(value, str):
-            event[key] = redact_text(value)
+        if isinstance(value, str | dict | list | tuple):
+            event[key] = redact_value(value)
+        elif isinstance(value, BaseException):
+            event[key] = redact_value(f"{type(value).__name__}: {value}")
     return event
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is *now*: under live progress bars rich swaps in a proxy
+    that prints each line above the bars instead of over them."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
 
 
 def _dumps(obj: Any, **_: Any) -> str:
@@ -34,7 +50,7 @@ def _dumps(obj: Any, **_: Any) -> str:
 
 def configure(level: str = "info", *, json: bool | None = None, stream: Any = None) -> None:
     """Configure structlog for the process; ``json=None`` picks JSON unless stderr is a terminal."""
-    out = stream if stream is not None else sys.stderr
+    out: Any = stream if stream is not None else _CurrentStderr()
     use_json = (not out.isatty()) if json is None else json
     renderer: Any = (
         structlog.processors.JSONRenderer(serializer=_dumps)

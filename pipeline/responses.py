@@ -177,10 +177,10 @@ def reset_seconds(value: float | None, mode: ResetMode, now_wall: float) -> floa
 def excerpt(body: bytes, limit: int = EXCERPT_CHARS) -> str:
     """A short, redacted, single-line excerpt of a body for error messages."""
     text = body[: limit * 4].decode("utf-8", errors="replace")
-    text = " ".join(text.split())
+    text = redact_text(" ".join(text.split()))  # masked before the cut, so no half secret survives
     if len(text) > limit:
         text = text[:limit] + "…"
-    return redact_text(text) if text else "(empty body)"
+    return text if text else "(empty body)"
 
 
 def _parse_json(body: bytes) -> tuple[Any, bool]:

@@ -15,6 +15,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from pipeline.redact import redact_text
+
 STREAM_COUNTERS = (
     "pages",
     "records",
@@ -106,7 +108,7 @@ async def finish_run(conn: asyncpg.Connection, run_id: int, status: str, error: 
         "UPDATE etl.runs SET finished_at = now(), status = $2, error = $3 WHERE id = $1",
         run_id,
         status,
-        error,
+        redact_text(error) if error else error,
     )
 
 
@@ -130,7 +132,7 @@ async def finish_stream_run(conn: asyncpg.Connection, result: StreamResult) -> N
         f"duration_seconds = $5, {sets} WHERE id = $1",
         result.stream_run_id,
         result.status,
-        result.error,
+        redact_text(result.error) if result.error else result.error,
         result.mode,
         result.duration_seconds,
         *(getattr(result, name) for name in STREAM_COUNTERS),
@@ -199,7 +201,7 @@ async def stream_status(conn: asyncpg.Connection) -> list[StreamStatus]:
                 last_started_at=r["started_at"],
                 last_success_at=r["success_at"],
                 lag_seconds=float(r["lag"]) if r["lag"] is not None else None,
-                last_error=r["error"],
+                last_error=redact_text(r["error"]) if r["error"] else None,
                 rows=r["n"],
                 cursor=r["cursor"],
                 scan_pages_committed=pages,
@@ -231,7 +233,10 @@ async def recent_runs(conn: asyncpg.Connection, last: int = 10) -> list[RunInfo]
     )
     by_run: dict[int, list[dict[str, Any]]] = {}
     for s in streams:
-        by_run.setdefault(s["run_id"], []).append(dict(s))
+        row = dict(s)
+        if row.get("error"):
+            row["error"] = redact_text(row["error"])
+        by_run.setdefault(s["run_id"], []).append(row)
     return [
         RunInfo(
             run_id=r["id"],
@@ -239,7 +244,7 @@ async def recent_runs(conn: asyncpg.Connection, last: int = 10) -> list[RunInfo]
             status=r["status"],
             started_at=r["started_at"],
             finished_at=r["finished_at"],
-            error=r["error"],
+            error=redact_text(r["error"]) if r["error"] else None,
             streams=by_run.get(r["id"], []),
         )
         for r in runs

@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -25,7 +26,7 @@ from pydantic import (
 )
 
 from pipeline.errors import ConfigError
-from pipeline.redact import redact_url
+from pipeline.redact import redact_url, register_secret
 
 KINDS = ("kitsu", "anilist", "anilist_v1", "zou", "nekos")
 Kind = Literal["kitsu", "anilist", "anilist_v1", "zou", "nekos"]
@@ -292,6 +293,8 @@ def parse_settings(raw: dict[str, Any], file: Path, environ: Mapping[str, str]) 
         )
         for key, value in raw.items()
     }
+    # Secrets are registered before validation, so even a config error cannot print one.
+    register_config_secrets(data, environ)
     top_known = {"database", "pipeline", "sources"}
     for key in data:
         if key not in top_known:
@@ -320,6 +323,65 @@ def parse_settings(raw: dict[str, Any], file: Path, environ: Mapping[str, str]) 
         raise ConfigError(problems)
     assert settings is not None
     return settings
+
+
+_USER_KEYS = ("username", "client_id", "email")
+
+
+def register_config_secrets(data: Any, environ: Mapping[str, str]) -> None:
+    """Register every secret value of an (interpolated) config with ``pipeline.redact``.
+
+    Values under secret-named keys (``password``, ``token``, ``client_secret`` …, paired with the
+    table's ``username``/``client_id``/``email`` for basic-auth forms), every string inside an
+    ``auth`` value that is not a table of the expected shape, and the passwords of the database
+    URLs (``[database] url`` and ``DATABASE_URL``).
+    """
+
+    def walk(value: Any, key: str | None) -> None:
+        if isinstance(value, dict):
+            user = next((value[k] for k in _USER_KEYS if isinstance(value.get(k), str)), None)
+            for k, v in value.items():
+                if k in SECRET_KEYS and isinstance(v, str):
+                    register_secret(v, user=user)
+                elif k == "auth" and not isinstance(v, dict):
+                    for text in _strings(v):  # a wrongly typed auth value may be the secret itself
+                        register_secret(text)
+                else:
+                    walk(v, k)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v, key)
+
+    walk(data, None)
+    database = data.get("database") if isinstance(data, dict) else None
+    urls = [database.get("url") if isinstance(database, dict) else None, environ.get("DATABASE_URL")]
+    for url in urls:
+        if isinstance(url, str):
+            register_url_password(url)
+
+
+def register_url_password(url: str) -> None:
+    """Register the password of a URL's userinfo (as written and percent-decoded)."""
+    from urllib.parse import unquote
+
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        return
+    if password:
+        register_secret(password, user=unquote(user or ""))
+        register_secret(unquote(password), user=unquote(user or ""))
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    return []
 
 
 def _source_dict(name: str, body: Any, file: Path, problems: list[str]) -> dict[str, Any] | None:
@@ -413,8 +475,13 @@ def _describe(exc: ValidationError, file: Path, candidate: dict[str, Any]) -> li
         else:
             key = ".".join(loc)
         leaf = loc[-1] if loc else ""
-        # Never echo secrets; values of other keys help the reader find the line.
-        value = "<redacted>" if leaf in SECRET_KEYS else repr(err.get("input"))
+        # Never echo secrets (nor anything inside an auth or database table, which may hold one
+        # under a misspelt key); values of other keys help the reader find the line.
+        given = err.get("input")
+        if leaf in SECRET_KEYS or "auth" in loc or loc[:1] == ["database"]:
+            value = f"<{type(given).__name__}, not shown>"
+        else:
+            value = repr(given)
         if err["type"] == "missing":
             out.append(f"{file}: {key}: missing required key; add it")
         elif err["type"] == "extra_forbidden":

@@ -71,3 +71,13 @@ class _CompatResponse(aiohttp.ClientResponse):
 def aiohttp_compat(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let aioresponses build responses under aiohttp 3.14 (remove once aioresponses is fixed)."""
     monkeypatch.setattr(aioresponses_core, "ClientResponse", _CompatResponse)
+
+
+@pytest.fixture(autouse=True)
+def forget_secrets() -> Iterator[None]:
+    """Each test starts with an empty secret registry (``pipeline.redact.SECRETS`` is process-wide)."""
+    from pipeline.redact import SECRETS
+
+    SECRETS.clear()
+    yield
+    SECRETS.clear()

@@ -15,6 +15,7 @@ from pipeline.load.links import replace_links
 from pipeline.load.raw import upsert_raw
 from pipeline.load.staging import Staging
 from pipeline.records import Batch
+from pipeline.redact import redact_text
 from pipeline.tables import EntityTable, LinkTable
 
 AfterHook = Callable[[asyncpg.Connection], Awaitable[None]]
@@ -105,7 +106,7 @@ class Loader:
                     r.resource,
                     r.source_id,
                     orjson.dumps(r.payload, default=json_default).decode(),
-                    r.error,
+                    redact_text(r.error),
                 )
                 for r in batch.rejects
             ],
