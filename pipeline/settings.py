@@ -18,7 +18,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PositiveFloat,
     PositiveInt,
     SecretStr,
     ValidationError,
@@ -54,6 +53,11 @@ SECRET_KEYS = frozenset({"token", "password", "client_secret", "refresh_token", 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+# Every float of the config is finite (TOML allows inf and nan, and either breaks a run: an
+# infinite period hangs the limiter, an infinite timeout overflows the event loop's timer).
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class Rate(BaseModel):
@@ -170,14 +174,14 @@ class SourceSettings(BaseModel):
     backoff_base_seconds: PositiveFloat = 0.5
     backoff_max_seconds: PositiveFloat = 60.0
     max_body_bytes: PositiveInt = 32 * 1024 * 1024
-    safety_margin_seconds: float = Field(default=0.02, ge=0)
+    safety_margin_seconds: NonNegativeFloat = 0.02
     violation_budget: PositiveInt = 5
     rate_limit_reset: Literal["epoch", "seconds"] = "seconds"
     rate_limit_reserve: int = Field(default=1, ge=0)
     max_pages: PositiveInt | None = None
     # A full re-scan (no change feed) is skipped when the last one completed this recently;
     # 0 = re-scan on every run. `sync --full` always scans.
-    min_rescan_minutes: float = Field(default=0, ge=0)
+    min_rescan_minutes: NonNegativeFloat = 0
     # Schema drift (a field path new since the baseline, or an expected one gone): "warn" logs it,
     # "fail" also fails the stream (pipeline.drift).
     on_drift: Literal["warn", "fail"] = "warn"
@@ -189,7 +193,36 @@ class SourceSettings(BaseModel):
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        try:
+            parts = urlsplit(value)
+            host, _ = parts.hostname, parts.port  # .port raises on a port that is not a number
+        except ValueError as exc:
+            raise ValueError(f"is not a valid URL ({exc}); write it as https://host[:port]/path") from None
+        if not host:
+            raise ValueError("has no host; write it as https://host[:port]/path")
+        if parts.query or parts.fragment:
+            raise ValueError("must not carry a query or fragment; give the API root only")
         return value.rstrip("/")
+
+    @field_validator("resources")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        twice = sorted({r for r in value if value.count(r) > 1})
+        if twice:
+            raise ValueError(
+                f"lists {', '.join(twice)} more than once (each would run twice); list each once"
+            )
+        if not value:
+            raise ValueError("is empty; list at least one resource, or set enabled = false")
+        return value
+
+    @field_validator("backoff_max_seconds")
+    @classmethod
+    def _backoff_order(cls, value: float, info: Any) -> float:
+        base = info.data.get("backoff_base_seconds")
+        if isinstance(base, float | int) and value < base:
+            raise ValueError(f"is below backoff_base_seconds ({base}); raise it or lower the base")
+        return value
 
     def __repr__(self) -> str:
         return f"SourceSettings(name={self.name!r}, kind={self.kind!r}, base_url={self.base_url!r})"
@@ -203,6 +236,42 @@ CONNECTOR_OPTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "zou": {"event_limit": int, "events_overlap_seconds": int, "fetch_batch": int, "old_server": bool},
     "nekos": {},
 }
+YEARS = (1900, 2100)  # AniList start years a partition boundary may name
+ZOU_MAX_EVENT_LIMIT = 1000  # Zou caps an events page at 1,000 rows
+# Inclusive (low, high) bounds of the integer options; None = unbounded on that side.
+OPTION_RANGES: dict[str, tuple[int | None, int | None]] = {
+    "parallel_pages": (1, None),
+    "first_year": YEARS,
+    "cursor_lag_seconds": (0, None),
+    "event_limit": (1, ZOU_MAX_EVENT_LIMIT),
+    "events_overlap_seconds": (0, None),
+    "fetch_batch": (1, None),
+}
+
+
+def _option_problem(key: str, value: Any) -> str | None:
+    """Why a connector option's value would break a run (its type is already right), or None."""
+    if key == "partition_years":
+        bad = [
+            y for y in value if not isinstance(y, int) or isinstance(y, bool) or not YEARS[0] <= y <= YEARS[1]
+        ]
+        if bad:
+            return (
+                f"holds {bad}, not years; give ascending start years between {YEARS[0]} and {YEARS[1]}, "
+                "e.g. [2000, 2010, 2020]"
+            )
+        if not value:
+            return "is empty; give ascending start years such as [2000, 2010], or remove the key"
+        if list(value) != sorted(set(value)):
+            return "must be ascending without repeats, e.g. [2000, 2010, 2020]"
+        return None
+    low, high = OPTION_RANGES.get(key, (None, None))
+    if isinstance(value, int) and low is not None and value < low:
+        return f"is below {low}; use a value of at least {low}" + (f" and at most {high}" if high else "")
+    if isinstance(value, int) and high is not None and value > high:
+        limit = " (Zou caps an events page at 1,000)" if key == "event_limit" else ""
+        return f"is above {high}{limit}; use a value of at most {high}"
+    return None
 
 
 class PipelineSettings(BaseModel):
@@ -212,7 +281,7 @@ class PipelineSettings(BaseModel):
     batch_rows: PositiveInt = 5000
     batch_bytes: PositiveInt = 8 * 1024 * 1024
     queue_pages: PositiveInt = 8
-    max_reject_share: float = Field(default=0.05, ge=0, le=1)
+    max_reject_share: float = Field(default=0.05, ge=0, le=1, allow_inf_nan=False)
     cursor_lag_seconds: int = Field(default=300, ge=0)
 
 
@@ -412,6 +481,8 @@ def _source_dict(name: str, body: Any, file: Path, problems: list[str]) -> dict[
             expected = allowed_options[key]
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
                 problems.append(f"{where}.{key} = {value!r}: wrong type; expected {_type_name(expected)}")
+            elif (why := _option_problem(key, value)) is not None:
+                problems.append(f"{where}.{key} = {value!r}: {why}")
             options[key] = value
         else:
             known = sorted(common | set(allowed_options))
@@ -428,6 +499,8 @@ def _source_dict(name: str, body: Any, file: Path, problems: list[str]) -> dict[
                 f"use some of {', '.join(RESOURCES[kind])}"
             )
         merged["resources"] = tuple(r for r in resources if r in RESOURCES[kind])
+        if bad and not merged["resources"]:
+            merged["resources"] = RESOURCES[kind]  # reported above; do not add "is empty" to it
     page_size = merged.get("page_size")
     if isinstance(page_size, int) and page_size > MAX_PAGE_SIZE[kind]:
         problems.append(
@@ -487,5 +560,15 @@ def _describe(exc: ValidationError, file: Path, candidate: dict[str, Any]) -> li
         elif err["type"] == "extra_forbidden":
             out.append(f"{file}: {key}: unknown key; remove it or check its spelling")
         else:
-            out.append(f"{file}: {key} = {value}: {err['msg']}; fix the value")
+            message = err["msg"].removeprefix("Value error, ")
+            fix = _FIXES.get(err["type"], "fix the value")
+            out.append(f"{file}: {key} = {value}: {message}" + (f"; {fix}" if fix else ""))
     return out
+
+
+_FIXES = {
+    "finite_number": "use a finite number (inf and nan are not allowed)",
+    "greater_than": "use a number above 0",
+    "greater_than_equal": "use 0 or more",
+    "value_error": "",  # our validators' messages end with their fix
+}
