@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipeline import log
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.errors import ConfigError, DatabaseError, PipelineError
 from pipeline.redact import redact_text
 from pipeline.settings import Settings, config_path, load_settings
 
@@ -158,6 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"config error: {redact_text(problem)}", file=sys.stderr)
+        return EXIT_USAGE
+    except DatabaseError as exc:
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except PipelineError as exc:
         print(f"error: {redact_text(str(exc))}", file=sys.stderr)

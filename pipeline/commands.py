@@ -1,42 +1,24 @@
 """The commands behind the CLI that need the database, the runner or the sandbox.
 
-Each ``cmd_<name>(args) -> exit code`` loads the settings, opens the database (migrating it first),
-runs the core function and renders its plain-data result as a table, or as JSON with ``--json``.
+Each ``cmd_<name>(args) -> exit code`` calls the matching ``pipeline.api`` function (which loads
+the settings, opens and migrates the database and runs the core) and renders its frozen result as a
+table, or as JSON with ``--json``. Logging is configured once by ``pipeline.cli``.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import json
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-import asyncpg
-
-from pipeline import db, sources
+from pipeline import api
 from pipeline.errors import ConfigError
 from pipeline.progress import progress
 from pipeline.redact import redact_text, redact_value
-from pipeline.runs import RunSummary, StreamResult
-from pipeline.settings import Settings, load_settings
-
-T = TypeVar("T")
-
-
-async def with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
-    """Open the configured (or embedded) database, apply pending migrations, run ``work``."""
-    url = db.resolve_url(settings.database_url())
-    conn = await db.connect(url)
-    try:
-        await db.migrate(conn)
-    finally:
-        await conn.close()
-    async with db.pool_for(url, min_size=1, max_size=max(4, 2 * len(settings.enabled_sources()) + 2)) as pool:
-        return await work(pool)
 
 
 def parse_when(value: str | None, flag: str) -> datetime | None:
@@ -89,7 +71,7 @@ STREAM_COLUMNS = (
 )
 
 
-def stream_row(r: StreamResult) -> list[Any]:
+def stream_row(r: api.StreamSummary) -> list[Any]:
     return [
         r.source,
         r.resource,
@@ -107,7 +89,7 @@ def stream_row(r: StreamResult) -> list[Any]:
     ]
 
 
-def render_summary(summary: RunSummary) -> str:
+def render_summary(summary: api.RunResult) -> str:
     head = f"run {summary.run_id} ({summary.command}): {summary.status}"
     if summary.backfill_id is not None:
         head += f"; backfill {summary.backfill_id} (resume: pipeline backfill --resume {summary.backfill_id})"
@@ -136,87 +118,56 @@ def to_json(value: Any) -> str:
 # -------------------------------------------------------------------------------------- commands
 
 
-def _finish(summary: RunSummary) -> int:
+def _finish(summary: api.RunResult) -> int:
     print(render_summary(summary))
     return summary.exit_code
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from pipeline.runner import run_sync
-
-    settings = load_settings(args.config)
-
-    async def work(pool: asyncpg.Pool) -> RunSummary:
-        with progress(False if args.no_progress else None) as bars:
-            return await run_sync(
-                settings,
-                pool,
-                args.source,
-                args.resource,
-                args.full,
-                stream_factory=sources.build_stream,
-                client_factory=sources.open_client,
-                progress=bars,
-            )
-
-    return _finish(asyncio.run(with_pool(settings, work)))
+    with progress(False if args.no_progress else None) as bars:
+        result = api.sync(
+            config=args.config,
+            source=args.source,
+            resource=args.resource,
+            full=args.full,
+            progress=bars,
+            log_level=None,
+        )
+    return _finish(result)
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from pipeline.backfill import run_backfill
-
     if args.resume is None and not args.source:
         raise ConfigError("pipeline backfill needs --source NAME, or --resume ID to continue one")
     if args.resume is None and not args.full and not args.since:
         raise ConfigError("pipeline backfill needs a window (--since D [--until D]) or --full")
     if args.full and (args.since or args.until):
         raise ConfigError("pipeline backfill takes either --full or --since/--until, not both")
-    settings = load_settings(args.config)
     since, until = parse_when(args.since, "--since"), parse_when(args.until, "--until")
     if since and until and since >= until:
         raise ConfigError(f"--since {args.since} is not before --until {args.until}; swap them")
-
-    async def work(pool: asyncpg.Pool) -> RunSummary:
-        with progress() as bars:
-            return await run_backfill(
-                settings,
-                pool,
-                args.source,
-                args.resource,
-                since,
-                until,
-                args.full,
-                args.resume,
-                stream_factory=sources.build_stream,
-                client_factory=sources.open_client,
-                progress=bars,
-            )
-
-    return _finish(asyncio.run(with_pool(settings, work)))
+    with progress() as bars:
+        result = api.backfill(
+            config=args.config,
+            source=args.source,
+            resource=args.resource,
+            since=since,
+            until=until,
+            full=args.full,
+            resume=args.resume,
+            progress=bars,
+            log_level=None,
+        )
+    return _finish(result)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from pipeline.replay import replay
-
-    settings = load_settings(args.config)
-
-    async def work(pool: asyncpg.Pool) -> RunSummary:
-        return await replay(settings, pool, args.source, args.resource, stream_factory=sources.build_stream)
-
-    return _finish(asyncio.run(with_pool(settings, work)))
+    return _finish(api.replay(config=args.config, source=args.source, resource=args.resource, log_level=None))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from pipeline.drift import new_fields
-    from pipeline.runs import stream_status
-
-    settings = load_settings(args.config)
-
-    async def work(pool: asyncpg.Pool) -> tuple[list[Any], list[Any]]:
-        async with pool.acquire() as conn:
-            return await stream_status(conn), await new_fields(conn)
-
-    rows, drifted = asyncio.run(with_pool(settings, work))
+    rows = api.status(config=args.config, log_level=None)
+    drifted = api.new_fields(config=args.config, log_level=None)
     if args.json:
         fields_of: dict[tuple[str, str], list[str]] = {}
         for f in drifted:
@@ -295,15 +246,7 @@ def next_action(s: Any) -> str:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from pipeline.runs import recent_runs
-
-    settings = load_settings(args.config)
-
-    async def work(pool: asyncpg.Pool) -> list[Any]:
-        async with pool.acquire() as conn:
-            return await recent_runs(conn, args.last)
-
-    runs = asyncio.run(with_pool(settings, work))
+    runs = api.runs(last=args.last, config=args.config, log_level=None)
     if args.json:
         print(to_json(runs))
         return 0

@@ -20,13 +20,14 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import orjson
 
-from pipeline.errors import ConfigError, MigrationError
+from pipeline.errors import ConfigError, DatabaseError, MigrationError
 from pipeline.log import get_logger
-from pipeline.redact import redact_url
+from pipeline.redact import redact_text, redact_url
 
 ROOT = Path(__file__).resolve().parent.parent
 SQL_DIR = ROOT / "sql"
@@ -106,14 +107,56 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+CONNECT_TIMEOUT_SECONDS = 10.0
+_WHERE = "DATABASE_URL or [database] url"
+
+
+def connection_problem(url: str, exc: BaseException) -> DatabaseError:
+    """One line for a connection that failed: the URL (password masked), what went wrong, the fix."""
+    parts = urlsplit(url)
+    shown = redact_url(url)
+    name = parts.path.lstrip("/") or "(default)"
+    user = parts.username or "(default)"
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        why = f"database {name!r} does not exist"
+        fix = f"create it (createdb -h {parts.hostname or 'localhost'} {name}) or fix the name in {_WHERE}"
+    elif isinstance(exc, asyncpg.InvalidPasswordError):
+        why = f"password authentication failed for role {user!r}"
+        fix = f"fix the password in {_WHERE} (a secret can come from ${{VAR}})"
+    elif isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
+        why = f"the server refused role {user!r} ({exc})"
+        fix = f"create the role or fix the user in {_WHERE}"
+    elif isinstance(exc, TimeoutError):
+        why = f"no answer within {CONNECT_TIMEOUT_SECONDS:g} s"
+        fix = f"check that the server runs and the host/port in {_WHERE} are right"
+    elif isinstance(exc, OSError):
+        why = f"cannot connect ({exc.strerror or exc})"
+        fix = (
+            f"start the server or fix the host/port in {_WHERE} (leave both unset to use the embedded server)"
+        )
+    else:
+        why = f"{type(exc).__name__}: {exc}"
+        fix = f"check {_WHERE}"
+    return DatabaseError(redact_text(f"database {shown}: {why}; {fix}"))
+
+
 async def connect(url: str) -> asyncpg.Connection:
-    conn = await asyncpg.connect(url)
+    """A connection with the JSON codecs; a refused or unknown server raises ``DatabaseError``."""
+    try:
+        conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_SECONDS)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise connection_problem(url, exc) from None
     await _init_connection(conn)
     return conn
 
 
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection)
+    try:
+        return await asyncpg.create_pool(
+            url, min_size=min_size, max_size=max_size, init=_init_connection, timeout=CONNECT_TIMEOUT_SECONDS
+        )
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise connection_problem(url, exc) from None
 
 
 @contextlib.asynccontextmanager

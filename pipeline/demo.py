@@ -19,7 +19,8 @@ from typing import Any
 import asyncpg
 
 from pipeline import db, sources
-from pipeline.commands import render_summary, table, with_pool
+from pipeline.api import RunResult, with_pool
+from pipeline.commands import render_summary, table
 from pipeline.progress import progress
 from pipeline.runner import run_sync
 from pipeline.runs import RunSummary
@@ -59,7 +60,7 @@ async def _demo(size: str, config_out: Path) -> int:
                     client_factory=sources.open_client,
                     progress=bars,
                 )
-            print(render_summary(summary))
+            print(render_summary(RunResult.of(summary)))
             await show_queries(pool)
             return summary
 

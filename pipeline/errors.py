@@ -2,6 +2,7 @@
 
     PipelineError
     ├── ConfigError                  bad configuration or usage: fix the file/flag, exit 2
+    ├── DatabaseError                the database cannot be reached or refuses us: exit 2
     ├── RetriableError               try again later; carries ``retry_after`` (seconds) when known
     │   ├── RateLimitedError         HTTP 429 (the whole service pauses)
     │   └── TransientError           5xx, timeouts, connection resets, truncated or invalid bodies
@@ -30,6 +31,10 @@ class ConfigError(PipelineError):
     def __init__(self, problems: list[str] | str) -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         super().__init__("\n".join(self.problems))
+
+
+class DatabaseError(PipelineError):
+    """The database cannot be reached or refuses the connection; the process exits with status 2."""
 
 
 class RetriableError(PipelineError):

@@ -139,7 +139,7 @@ async def finish_stream_run(conn: asyncpg.Connection, result: StreamResult) -> N
     )
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class StreamStatus:
     """One row of ``pipeline status``."""
 
@@ -212,7 +212,7 @@ async def stream_status(conn: asyncpg.Connection) -> list[StreamStatus]:
     return out
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class RunInfo:
     """One row of ``pipeline runs``: the run and its streams."""
 

@@ -1,0 +1,326 @@
+"""The Python API: what the CLI does, callable from Python (an orchestrator, a notebook, a test).
+
+Every function opens the configured database (``DATABASE_URL``, ``[database] url`` or the embedded
+server; ``database_url=`` overrides both), applies pending migrations, does its work and returns a
+frozen dataclass. Logging is configured as the CLI configures it (JSON lines on stderr when stderr
+is not a terminal) unless ``log_level=None`` leaves the caller's logging set-up alone::
+
+    from pipeline import api
+
+    result = api.sync(config="config/sandbox.toml", source="kitsu", resource=["anime"])
+    print(result.status, result.exit_code)
+    for stream in result.streams:
+        print(stream.source, stream.resource, stream.inserted, stream.updated)
+    for row in api.status(config="config/sandbox.toml"):
+        print(row.source, row.resource, row.last_status, row.rows)
+
+Errors are raised, not printed: ``ConfigError`` (bad configuration or usage, the CLI's exit 2),
+``DatabaseError`` (the database cannot be reached, also exit 2) and ``MigrationError``. A stream's
+own failure is not raised: it is in ``RunResult.streams`` and ``RunResult.exit_code`` is 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import TypeVar
+
+import asyncpg
+
+from pipeline import db, log, sources
+from pipeline.drift import NewField
+from pipeline.errors import ConfigError
+from pipeline.progress import Progress
+from pipeline.runs import RunInfo, RunSummary, StreamResult, StreamStatus
+from pipeline.settings import Settings, load_settings
+
+__all__ = [
+    "NewField",
+    "RunInfo",
+    "RunResult",
+    "StreamStatus",
+    "StreamSummary",
+    "backfill",
+    "load",
+    "new_fields",
+    "replay",
+    "runs",
+    "status",
+    "sync",
+]
+
+T = TypeVar("T")
+Names = str | Sequence[str] | None
+ConfigPath = str | os.PathLike[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSummary:
+    """What one stream did in one run (the row of ``etl.stream_runs``)."""
+
+    source: str
+    resource: str
+    mode: str
+    status: str
+    error: str | None
+    pages: int
+    records: int
+    inserted: int
+    updated: int
+    unchanged: int
+    deleted: int
+    rejected: int
+    requests: int
+    retries: int
+    rate_limited: int
+    limiter_wait_seconds: float
+    bytes: int
+    duration_seconds: float
+    stream_run_id: int | None
+    backfill_id: int | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("succeeded", "skipped")
+
+    @classmethod
+    def of(cls, result: StreamResult) -> StreamSummary:
+        return cls(**{f.name: getattr(result, f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """A whole run (the row of ``etl.runs``) with its streams."""
+
+    run_id: int
+    command: str
+    status: str  # succeeded | partial | failed
+    streams: tuple[StreamSummary, ...]
+    error: str | None = None
+    backfill_id: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+    @property
+    def exit_code(self) -> int:
+        """What ``pipeline`` exits with: 0 every stream ok (or skipped), 1 otherwise."""
+        return 0 if self.ok else 1
+
+    @classmethod
+    def of(cls, summary: RunSummary) -> RunResult:
+        return cls(
+            run_id=summary.run_id,
+            command=summary.command,
+            status=summary.status,
+            streams=tuple(StreamSummary.of(s) for s in summary.streams),
+            error=summary.error,
+            backfill_id=summary.backfill_id,
+        )
+
+
+def load(config: ConfigPath = None, settings: Settings | None = None) -> Settings:
+    """``settings`` as given, else the config file (``config``, ``$PIPELINE_CONFIG``, the default)."""
+    if settings is not None:
+        if config is not None:
+            raise ConfigError("pass either config= (a file) or settings= (loaded settings), not both")
+        return settings
+    return load_settings(config)
+
+
+def _names(value: Names) -> list[str] | None:
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _logging(level: str | None, json: bool | None) -> None:
+    if level is not None:
+        log.configure(level, json=json)
+
+
+async def with_pool(
+    settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[T]], database_url: str | None = None
+) -> T:
+    """Open the database (``database_url``, else the configured or embedded one), migrate it, run ``work``."""
+    url = db.resolve_url(database_url or settings.database_url())
+    conn = await db.connect(url)
+    try:
+        await db.migrate(conn)
+    finally:
+        await conn.close()
+    size = max(4, 2 * len(settings.enabled_sources()) + 2)
+    async with db.pool_for(url, min_size=1, max_size=size) as pool:
+        return await work(pool)
+
+
+def sync(
+    *,
+    config: ConfigPath = None,
+    settings: Settings | None = None,
+    source: Names = None,
+    resource: Names = None,
+    full: bool = False,
+    database_url: str | None = None,
+    progress: Progress | None = None,
+    log_level: str | None = "info",
+    log_json: bool | None = None,
+) -> RunResult:
+    """``pipeline sync``: every enabled source (or ``source``), incremental where the API allows."""
+    from pipeline.runner import run_sync
+
+    _logging(log_level, log_json)
+    chosen = load(config, settings)
+
+    async def work(pool: asyncpg.Pool) -> RunSummary:
+        return await run_sync(
+            chosen,
+            pool,
+            _names(source),
+            _names(resource),
+            full,
+            stream_factory=sources.build_stream,
+            client_factory=sources.open_client,
+            progress=progress,
+        )
+
+    return RunResult.of(asyncio.run(with_pool(chosen, work, database_url)))
+
+
+def backfill(
+    *,
+    config: ConfigPath = None,
+    settings: Settings | None = None,
+    source: str | None = None,
+    resource: Names = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    full: bool = False,
+    resume: int | None = None,
+    database_url: str | None = None,
+    progress: Progress | None = None,
+    log_level: str | None = "info",
+    log_json: bool | None = None,
+) -> RunResult:
+    """``pipeline backfill``: a window (``since``/``until``, UTC) or ``full`` re-scan, or ``resume`` one."""
+    from pipeline.backfill import run_backfill
+
+    if resume is None and not source:
+        raise ConfigError("a backfill needs source=NAME, or resume=ID to continue one")
+    if resume is None and not full and since is None:
+        raise ConfigError("a backfill needs a window (since=…, optional until=…) or full=True")
+    if full and (since is not None or until is not None):
+        raise ConfigError("a backfill takes either full=True or since/until, not both")
+    if since is not None and until is not None and since >= until:
+        raise ConfigError(f"since {since.isoformat()} is not before until {until.isoformat()}; swap them")
+    _logging(log_level, log_json)
+    chosen = load(config, settings)
+
+    async def work(pool: asyncpg.Pool) -> RunSummary:
+        return await run_backfill(
+            chosen,
+            pool,
+            source,
+            _names(resource),
+            since,
+            until,
+            full,
+            resume,
+            stream_factory=sources.build_stream,
+            client_factory=sources.open_client,
+            progress=progress,
+        )
+
+    return RunResult.of(asyncio.run(with_pool(chosen, work, database_url)))
+
+
+def replay(
+    *,
+    config: ConfigPath = None,
+    settings: Settings | None = None,
+    source: Names = None,
+    resource: Names = None,
+    database_url: str | None = None,
+    log_level: str | None = "info",
+    log_json: bool | None = None,
+) -> RunResult:
+    """``pipeline replay``: rebuild the unified tables from ``raw.records`` (no API calls)."""
+    from pipeline.replay import replay as run_replay
+
+    _logging(log_level, log_json)
+    chosen = load(config, settings)
+
+    async def work(pool: asyncpg.Pool) -> RunSummary:
+        return await run_replay(
+            chosen, pool, _names(source), _names(resource), stream_factory=sources.build_stream
+        )
+
+    return RunResult.of(asyncio.run(with_pool(chosen, work, database_url)))
+
+
+def status(
+    *,
+    config: ConfigPath = None,
+    settings: Settings | None = None,
+    database_url: str | None = None,
+    log_level: str | None = "info",
+    log_json: bool | None = None,
+) -> tuple[StreamStatus, ...]:
+    """``pipeline status``: one row per stream known to checkpoints or run history."""
+    from pipeline.runs import stream_status
+
+    _logging(log_level, log_json)
+    chosen = load(config, settings)
+
+    async def work(pool: asyncpg.Pool) -> list[StreamStatus]:
+        async with pool.acquire() as conn:
+            return await stream_status(conn)
+
+    return tuple(asyncio.run(with_pool(chosen, work, database_url)))
+
+
+def new_fields(
+    *,
+    config: ConfigPath = None,
+    settings: Settings | None = None,
+    database_url: str | None = None,
+    log_level: str | None = "info",
+    log_json: bool | None = None,
+) -> tuple[NewField, ...]:
+    """Field paths that appeared after each stream's first run (schema drift), newest first."""
+    from pipeline.drift import new_fields as find_new_fields
+
+    _logging(log_level, log_json)
+    chosen = load(config, settings)
+
+    async def work(pool: asyncpg.Pool) -> list[NewField]:
+        async with pool.acquire() as conn:
+            return await find_new_fields(conn)
+
+    return tuple(asyncio.run(with_pool(chosen, work, database_url)))
+
+
+def runs(
+    *,
+    last: int = 10,
+    config: ConfigPath = None,
+    settings: Settings | None = None,
+    database_url: str | None = None,
+    log_level: str | None = "info",
+    log_json: bool | None = None,
+) -> tuple[RunInfo, ...]:
+    """``pipeline runs``: the ``last`` runs, newest first, each with its stream rows."""
+    from pipeline.runs import recent_runs
+
+    _logging(log_level, log_json)
+    chosen = load(config, settings)
+
+    async def work(pool: asyncpg.Pool) -> list[RunInfo]:
+        async with pool.acquire() as conn:
+            return await recent_runs(conn, last)
+
+    return tuple(asyncio.run(with_pool(chosen, work, database_url)))

@@ -1,0 +1,83 @@
+"""The command line without a live API: database problems, flags, help texts."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from pipeline.cli import main
+from tests.dbutil import with_database
+
+CONFIG = """
+[sources.kitsu]
+kind = "kitsu"
+base_url = "http://127.0.0.1:9/api/edge"
+resources = ["anime"]
+"""
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        capture_output=True, text=True, timeout=120, check=False, cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "pipeline.toml"
+    path.write_text(CONFIG)
+    return path
+
+
+def test_refused_database_is_one_line_exit_2(config: Path) -> None:
+    url = f"postgresql://etl:hunter2@127.0.0.1:{free_port()}/warehouse"
+    done = run("--config", str(config), "status", env={"DATABASE_URL": url})
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "hunter2" not in done.stderr
+    assert f"127.0.0.1:{url.rsplit(':', 1)[1].split('/')[0]}/warehouse" in lines[0]
+    assert "start the server or fix the host/port" in lines[0]
+
+
+@pytest.mark.db
+def test_unknown_database_and_role_name_the_fix(config: Path, database_url: str) -> None:
+    done = run(
+        "--config",
+        str(config),
+        "migrate",
+        env={"DATABASE_URL": with_database(database_url, "no_such_db_here")},
+    )
+    assert done.returncode == 2
+    assert "database 'no_such_db_here' does not exist; create it" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    parts = urlsplit(database_url)
+    netloc = "nobody_here:pw@" + parts.netloc.rsplit("@", 1)[-1]
+    other = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    done = run("--config", str(config), "migrate", env={"DATABASE_URL": other})
+    assert done.returncode == 2
+    assert "nobody_here" in done.stderr
+    assert "pw@" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_main_returns_2_for_a_refused_database(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://u@127.0.0.1:{free_port()}/x")
+    assert main(["--config", str(config), "--log-level", "error", "migrate"]) == 2
