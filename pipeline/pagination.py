@@ -310,12 +310,21 @@ class GraphQLPagePaginator(Paginator):
         return self._request()
 
 
+ZOU_EVENTS_SERVER_CAP = 1000  # zou: ``limit = min(args["limit"], 1000)`` in the events resource
+
+
 class ZouEventsPaginator(Paginator):
     """Zou ``/data/events/last``: newest first, strictly ``after`` the watermark, walking back in time.
 
     New servers page with ``cursor_event_id`` (events older than that id). Old servers only have
     ``before`` (strict, second precision), so the next page asks for ``before = oldest + 1 s`` and
     drops the events it already returned: nothing sharing the boundary second is skipped.
+
+    The requested ``limit`` is never trusted as the page size: a cursor-paging server caps a page at
+    1,000 whatever was asked, so a page is the last one only when it is shorter than
+    ``min(limit, 1000)``; a page shorter than asked but exactly that long means "capped, read on"
+    (``server_cap`` records the size the server really served). Old servers have no cap: there the
+    extra request after a page of exactly 1,000 only returns events already seen.
     """
 
     def __init__(
@@ -333,7 +342,12 @@ class ZouEventsPaginator(Paginator):
         self.limit = limit
         self.cursor = cursor
         self.params = {**(params or {}), **({"after": after} if after else {})}
+        self.server_cap: int | None = None  # the page size the server enforced, once detected
         self._seen: set[str] = set()
+
+    def full_page(self) -> int:
+        """The length a page must reach to mean "more may follow": the limit, or the server's cap."""
+        return min(self.limit, ZOU_EVENTS_SERVER_CAP)
 
     def _first(self) -> PageRequest:
         return PageRequest(self.path, {**self.params, "limit": self.limit})
@@ -344,8 +358,10 @@ class ZouEventsPaginator(Paginator):
 
     def _following(self, page: Any, items: list[Any]) -> PageRequest | None:
         events = _list(page, "the events list")
-        if len(events) < self.limit or not events:
+        if len(events) < self.full_page():
             return None
+        if len(events) < self.limit:
+            self.server_cap = len(events)  # shorter than asked, yet a full 1,000: capped, read on
         oldest = events[-1]
         if not isinstance(oldest, Mapping) or "id" not in oldest or "created_at" not in oldest:
             raise ContractError("a Zou event lacks 'id' or 'created_at'; the events API shape changed")

@@ -199,3 +199,23 @@ def test_zou_events_more_than_a_page_in_one_second_is_reported() -> None:
     paginator.next_request()
     with pytest.raises(ContractError, match="pagination loop"):
         paginator.update(events(("e9", "2024-05-02T10:00:07"), ("e8", "2024-05-02T10:00:07")))
+
+
+def test_zou_events_page_capped_by_the_server_is_not_the_last() -> None:
+    """Zou serves at most 1,000 events whatever limit is asked: a page of 1,000 for limit=2000 reads on."""
+    paginator = ZouEventsPaginator(after="2024-05-01T00:00:00", limit=2000)
+    paginator.first_request()
+    capped = [(f"e{n:04d}", "2024-05-02T10:00:00") for n in range(1191, 191, -1)]
+    paginator.update(events(*capped))
+    assert paginator.has_next and paginator.server_cap == 1000
+    assert paginator.next_request().params["cursor_event_id"] == "e0192"
+    paginator.update(events(*[(f"e{n:04d}", "2024-05-02T09:00:00") for n in range(191, 0, -1)]))
+    assert not paginator.has_next
+
+
+def test_zou_events_short_page_below_the_cap_is_the_last() -> None:
+    """A page shorter than both the limit and the cap ends the walk (no extra request)."""
+    paginator = ZouEventsPaginator(after=None, limit=2000)
+    paginator.first_request()
+    paginator.update(events(*[(f"e{n}", "2024-05-02T10:00:00") for n in range(999)]))
+    assert not paginator.has_next and paginator.server_cap is None
