@@ -241,16 +241,18 @@ class OAuthClientCredentials(TokenAuth):
 
 
 class ZouJWT(TokenAuth):
-    """Zou: login for access+refresh JWTs; on expiry refresh once, else log in again once."""
+    """Zou: login for access+refresh JWTs; renewal (shortly before ``exp``, or after a 401/422) goes
+    through ``GET /auth/refresh-token`` and logs in again only when the refresh is refused.
+
+    A login is a password check and a ``login_log`` row on the studio's server, a refresh is neither;
+    zou's refresh answers ``{"access_token"}`` only, so the refresh JWT of the login is kept.
+    """
 
     def __init__(self, source: str, settings: cfg.ZouJWTAuth, base_url: str, clock: Clock | None = None):
         super().__init__(source, clock)
         self._settings = settings
         self.login_url = base_url + "/auth/login"
         self.refresh_url = base_url + "/auth/refresh-token"
-
-    async def _obtain(self, call: AuthCall) -> None:
-        await self._login(call)
 
     async def _renew(self, call: AuthCall) -> None:
         if self._refresh_token is not None:

@@ -168,14 +168,41 @@ class ZouStream:
         if self.resource == EVENTS:
             return
         changes = reduce_events(events)
+        self._note_unknown(changes.unknown)
         touched = sorted(changes.touched.get(self.resource, ()))
+        # A delete event is checked by id before anything is soft-deleted: zou's cancel_asset emits
+        # asset:delete while the asset stays, canceled = true (and an id deleted then re-created by an
+        # import would be live too). Rows still served are upserted, only rows gone are deleted.
+        claimed = sorted(changes.deleted.get(self.resource, ()))
         returned: set[str] = set()
-        async for page, ids in self._fetch_ids(touched):
+        async for page, ids in self._fetch_ids(touched + claimed):
             returned |= ids
             yield page
-        gone = set(changes.deleted.get(self.resource, ())) | (set(touched) - returned)
+        kept = set(claimed) & returned
+        if kept:
+            log.info("zou_delete_event_row_kept", resource=self.resource, ids=len(kept))
+        gone = (set(claimed) | set(touched)) - returned
         self._last_deletes, self._last_returned = self._deletes(gone), returned
-        log.info("zou_changes", touched=len(touched), deleted=len(gone), events=len(events))
+        log.info(
+            "zou_changes",
+            touched=len(touched),
+            deleted=len(gone),
+            kept=len(kept),
+            events=len(events),
+            unknown=sum(changes.unknown.values()),
+        )
+
+    def _note_unknown(self, unknown: Mapping[str, int]) -> None:
+        """Unknown event names (no model of zou 1.0.97 emits them): counted, each logged once per run."""
+        new = {name: n for name, n in unknown.items() if name not in self.log.unknown_logged}
+        if new:
+            self.log.unknown_logged.update(new)
+            log.warning(
+                "zou_events_unknown",
+                names=dict(sorted(new.items())),
+                fix="a newer Zou emits events about objects this connector does not know; they are "
+                "stored in production.events but change no synced table",
+            )
 
     def _owns(self, event: Mapping[str, Any]) -> bool:
         if self.resource == EVENTS:

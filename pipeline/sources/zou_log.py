@@ -107,21 +107,30 @@ def parse_version(text: object) -> tuple[int, ...] | None:
 
 
 @dataclass
-class _Read:
-    after: str | None
-    events: list[Event]
-
-
-@dataclass
 class EventsLog:
-    """One studio's log for one run: version detection and the events already read, shared by streams."""
+    """One studio's log for one run: version detection and the events already read, shared by streams.
+
+    The events read so far are kept with the oldest ``after`` down to which they are complete
+    (``_cover``): a stream asking for events after that moment is answered from memory. A *fresh*
+    read (a scan reconciling what happened while it paged) only asks the server for the tail: the
+    events after the newest one held, minus one second (``after`` is strict on a time stored with
+    microseconds but given in seconds). An event committed late with an older ``created_at`` is not
+    lost: it is not in the watermark's ``recent`` ids, so the next incremental run applies it.
+    ``newest`` is taken once per run: a later stream reconciling from an older watermark re-fetches a
+    few rows it already has, never fewer.
+    """
 
     client: ServiceClient
     limit: int = 1000
     forced_old: bool | None = None  # the ``old_server`` option; None = ask the server
     _cursor_paging: bool | None = None
-    _reads: list[_Read] = field(default_factory=list)
+    _known: dict[str, Event] = field(default_factory=dict)
+    _cover: str | None = None  # the events after this time are all in _known (when _covered)
+    _covered: bool = False
+    _start: EventCursor | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    unknown_logged: set[str] = field(default_factory=set)  # unknown event names already warned about
+    requests: int = 0  # requests this log sent to /data/events/last
 
     async def cursor_paging(self, stats: RequestStats | None) -> bool:
         """Whether the server pages with ``cursor_event_id`` (``GET <base_url>/`` → version)."""
@@ -144,17 +153,34 @@ class EventsLog:
     ) -> list[Event]:
         """Every event strictly after ``after`` (and before ``before``), deduplicated by id.
 
-        ``fresh`` skips the shared cache (a scan reconciling against what happened while it ran).
+        ``fresh``: include what happened since the log was last read (only the tail is asked for).
         """
         async with self._lock:
-            if not fresh and before is None:
-                cached = self._cached(after)
-                if cached is not None:
-                    return cached
-            found = await self._walk(after, before, self.limit, stats, floor_window=None)
-            if before is None:
-                self._reads.append(_Read(after, found))
-            return found
+            if before is not None:
+                return await self._walk(after, before, self.limit, stats, floor_window=None)
+            if not self._covers(after):
+                found = await self._walk(after, None, self.limit, stats, floor_window=None)
+                self._remember(found, after, complete=True)
+            elif fresh:
+                newest = max((event_time(e) for e in self._known.values()), default=None)
+                tail_after = shift(newest, -1) if newest is not None else self._cover
+                if after is not None and (tail_after is None or tail_after < after):
+                    tail_after = after
+                tail = await self._walk(tail_after, None, self.limit, stats, floor_window=None)
+                self._remember(tail, tail_after, complete=False)
+            return [e for e in self._known.values() if after is None or event_time(e) >= after]
+
+    def _covers(self, after: str | None) -> bool:
+        return self._covered and (self._cover is None or (after is not None and self._cover <= after))
+
+    def _remember(self, events: Iterable[Event], after: str | None, *, complete: bool) -> None:
+        """Keep ``events``; ``complete``: they are every event after ``after`` (the cover grows down)."""
+        for event in events:
+            self._known.setdefault(str(event["id"]), event)
+        if complete and (
+            not self._covered or (self._cover is not None and (after is None or after < self._cover))
+        ):
+            self._cover, self._covered = after, True
 
     async def _walk(
         self,
@@ -197,6 +223,7 @@ class EventsLog:
         floor: str | None = None
         while True:
             page = await self.client.get_json(request.url, params=request.params, stats=stats)
+            self.requests += 1
             fresh = [
                 e for e in paginator.update(page) if isinstance(e, Mapping) and isinstance(e.get("id"), str)
             ]
@@ -206,20 +233,28 @@ class EventsLog:
                 if floor is None or event_time(event) >= floor:
                     events.setdefault(event["id"], dict(event))
             if not paginator.has_next or not fresh or (floor is not None and event_time(fresh[-1]) < floor):
+                if paginator.server_cap is not None:
+                    log.info(
+                        "zou_events_page_capped",
+                        source=self.client.source,
+                        limit=limit,
+                        served=paginator.server_cap,
+                        pages=paginator.pages_read,
+                    )
                 return list(events.values())
             request = paginator.next_request()
 
-    def _cached(self, after: str | None) -> list[Event] | None:
-        for read in self._reads:
-            if read.after is None or (after is not None and read.after <= after):
-                return [e for e in read.events if after is None or event_time(e) >= after]
-        return None
-
     async def newest(self, overlap: float, stats: RequestStats | None) -> EventCursor:
-        """The watermark at this moment: the newest event and the ids within ``overlap`` before it."""
+        """The watermark at the start of this run: the newest event and the ids within ``overlap``.
+
+        Taken once per run and shared by every stream (its window also seeds the shared events).
+        """
         async with self._lock:
-            window = await self._walk(None, None, min(self.limit, 100), stats, floor_window=overlap)
-        return EventCursor().advance(window, overlap)
+            if self._start is None:
+                window = await self._walk(None, None, min(self.limit, 100), stats, floor_window=overlap)
+                self._start = EventCursor().advance(window, overlap)
+                self._remember(window, self._start.after(overlap), complete=True)
+            return self._start
 
 
 _LOGS: weakref.WeakKeyDictionary[ServiceClient, EventsLog] = weakref.WeakKeyDictionary()

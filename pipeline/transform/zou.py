@@ -25,8 +25,8 @@ from pipeline.transform.common import timestamp as _at
 Row = dict[str, Any]
 Mapper = Callable[[Mapping[str, Any]], Row]
 
-ENTITY_KINDS = ("asset", "shot", "sequence", "episode", "edit", "concept", "scene")
-_TEMPORAL_KINDS = {"shot", "sequence", "episode", "edit", "concept", "scene"}
+ENTITY_KINDS = ("asset", "shot", "sequence", "episode", "edit", "concept", "concept_folder", "scene")
+_TEMPORAL_KINDS = {"shot", "sequence", "episode", "edit", "concept", "concept_folder", "scene"}
 _SECRET_PARTS = ("password", "secret", "token", "recovery", "fido_devices", "otp_code")
 _SECRET_KEYS = frozenset({"jti"})
 
@@ -109,10 +109,13 @@ def _stamps(rec: Mapping[str, Any]) -> Row:
 
 
 def kind_of_type(name: str | None) -> str | None:
-    """The entity kind an entity type name stands for: Shot → shot, …; any other name is an asset type."""
+    """The entity kind an entity type name stands for: Shot → shot, ConceptFolder → concept_folder, …;
+    any other name is an asset type."""
     if not name:
         return None
     lowered = name.strip().lower()
+    if lowered.replace(" ", "") == "conceptfolder":
+        return "concept_folder"
     return lowered if lowered in _TEMPORAL_KINDS else "asset"
 
 

@@ -19,10 +19,13 @@ from pipeline.transform.common import text as _text
 from pipeline.transform.common import timestamp as _at
 from pipeline.transform.zou import Row, page_records, required_text, transform_page
 
-# Event name prefix (``<object>:<action>``) → the synced resource whose rows it changes.
+# Event name prefix (``<object>:<action>``) → the synced resource whose rows it changes. Entity
+# events are named after the entity type (``EntityEventMixin``: ConceptFolder → ``concept-folder``
+# with ``concept_folder_id``); generic CRUD events after the table (``entity:new``).
 EVENT_RESOURCES: dict[str, str] = {
     **dict.fromkeys(
-        ("asset", "shot", "sequence", "episode", "edit", "concept", "scene", "entity"), "entities"
+        ("asset", "shot", "sequence", "episode", "edit", "concept", "concept-folder", "scene", "entity"),
+        "entities",
     ),
     "task": "tasks",
     "comment": "comments",
@@ -34,6 +37,85 @@ EVENT_RESOURCES: dict[str, str] = {
     "entity-type": "entity_types",
     "asset-type": "entity_types",
 }
+# Objects zou 1.0.97 emits events about that the pipeline does not sync (its tables, dashed, and the
+# literal names of its services): counted as ignored, silently. Any other prefix is *unknown*: counted
+# and logged once per run, since it may be a model a newer server added.
+UNSYNCED_EVENT_OBJECTS = frozenset(
+    (
+        "api-event",
+        "asset-instance",
+        "asset-instance-link",
+        "attachment-file",
+        "budget",
+        "budget-entry",
+        "build-job",
+        "chat",
+        "chat-message",
+        "chat-participant",
+        "comment-acknoledgments",
+        "comment-department-mentions",
+        "comment-mentions",
+        "comment-preview-link",
+        "custom-action",
+        "data-import-error",
+        "day-off",
+        "department",
+        "department-link",
+        "department-metadata-descriptor-link",
+        "desktop-login-log",
+        "entity-concept-link",
+        "entity-link",
+        "entity-version",
+        "file-status",
+        "hardware-item",
+        "hardware-item-department-link",
+        "login-log",
+        "main",
+        "metadata-descriptor",
+        "milestone",
+        "news",
+        "notification",
+        "organisation",
+        "output-file",
+        "output-type",
+        "playlist",
+        "playlist-share-link",
+        "plugin",
+        "preview-background-file",
+        "preview-file",
+        "preview-file-storage-state",
+        "production-schedule-version",
+        "production-schedule-version-task-link",
+        "production-schedule-version-task-link-person-link",
+        "project-asset-type-link",
+        "project-person-link",
+        "project-preview-background-file-link",
+        "project-status",
+        "project-status-automation-link",
+        "project-task-status-link",
+        "project-task-type-link",
+        "project-task-type-software-link",
+        "project-template",
+        "project-template-asset-type-link",
+        "project-template-preview-background-file-link",
+        "project-template-status-automation-link",
+        "project-template-task-status-link",
+        "project-template-task-type-link",
+        "salary-scale",
+        "schedule-item",
+        "search-filter",
+        "search-filter-group",
+        "software",
+        "software-department-link",
+        "status-automation",
+        "stored-file",
+        "studio",
+        "subscription",
+        "task-person-link",
+        "task-type-asset-type-link",
+        "working-file",
+    )
+)
 # Events on these objects also change a related row named in ``data`` (a new comment moves its task).
 _ALSO_TOUCHES: dict[str, tuple[tuple[str, str], ...]] = {"comment": (("task_id", "tasks"),)}
 
@@ -87,7 +169,8 @@ class EventChanges:
 
     ``touched``: resource → ids to re-fetch (created or changed, not deleted afterwards).
     ``deleted``: resource → ids whose last word was ``<object>:delete`` (soft-delete them).
-    ``ignored``: event name → how many events named no synced object (or carried no id).
+    ``ignored``: event name → how many events named an object the pipeline does not sync (or no id).
+    ``unknown``: event name → how many events named an object zou 1.0.97 does not emit (logged).
     ``duplicates``: events seen again (same event id), e.g. from the overlap of two polls.
     ``newest_at``: the latest ``created_at`` among the events (for the checkpoint), if any.
     """
@@ -95,6 +178,7 @@ class EventChanges:
     touched: dict[str, frozenset[str]]
     deleted: dict[str, frozenset[str]]
     ignored: dict[str, int]
+    unknown: dict[str, int]
     duplicates: int
     newest_at: datetime | None
 
@@ -107,6 +191,7 @@ def reduce_events(events: Any) -> EventChanges:
     """
     verdicts: dict[tuple[str, str], tuple[datetime, bool]] = {}
     ignored: dict[str, int] = {}
+    unknown: dict[str, int] = {}
     seen: set[str] = set()
     duplicates = 0
     newest: datetime | None = None
@@ -138,6 +223,9 @@ def reduce_events(events: Any) -> EventChanges:
         object_type, action = split_event_name(name)
         resource = EVENT_RESOURCES.get(object_type)
         object_id = event_object_id(object_type, event.get("data"))
+        if resource is None and object_type not in UNSYNCED_EVENT_OBJECTS:
+            unknown[name] = unknown.get(name, 0) + 1
+            continue
         if resource is None or object_id is None:
             ignored[name] = ignored.get(name, 0) + 1
             continue
@@ -156,6 +244,7 @@ def reduce_events(events: Any) -> EventChanges:
         touched={r: frozenset(ids) for r, ids in touched.items()},
         deleted={r: frozenset(ids) for r, ids in deleted.items()},
         ignored=ignored,
+        unknown=unknown,
         duplicates=duplicates,
         newest_at=newest,
     )

@@ -357,3 +357,22 @@ async def test_example_queries_answer_from_synced_data(sandbox: Sandbox, pool: a
         want[(t.fields["person_id"], day - timedelta(days=day.weekday()))] += float(t.fields["duration"])
     got = {(r["person"], r["week"]): float(r["total"]) for r in hours}
     assert got == pytest.approx(dict(want))
+
+
+@pytest.mark.parametrize("event_limit", [40, 1000])
+async def test_full_sync_reads_the_events_log_a_handful_of_times(
+    sandbox: Sandbox, pool: asyncpg.Pool, event_limit: int
+) -> None:
+    """One shared read of the events log for every stream of a source: not a walk of it per stream."""
+    settings = zou_settings(sandbox, event_limit=event_limit)
+    service = studio(sandbox)
+    for n, person in enumerate(sorted(service.store.rows("persons"))[:3]):  # a busy overlap window
+        service.update("persons", person, {"phone": f"+33 1 00 00 00 1{n}"})
+    sandbox.ctx.reset()
+    await sync(settings, pool)
+    requests = data_requests(sandbox)
+    total = sum(requests.values())
+    log_reads = requests["/api/data/events/last"]
+    print(f"zou full sync, event_limit={event_limit}: {log_reads} of {total} requests read the events log")
+    await assert_mirrors(pool, service)
+    assert log_reads <= len(MODELS) + 2, requests

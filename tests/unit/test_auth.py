@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 from typing import Any
 
+import orjson
 import pytest
 import structlog
 from aioresponses import CallbackResult, aioresponses
@@ -277,3 +279,51 @@ async def test_no_secret_in_logs_exceptions_or_reprs() -> None:
     for text in texts:
         for secret in SECRETS:
             assert secret not in text, (secret, text)
+
+
+def jwt(name: str, exp: float) -> str:
+    """An unsigned JWT-shaped token with an ``exp`` claim (the client reads it without verifying)."""
+
+    def part(body: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(orjson.dumps(body)).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'HS256'})}.{part({'exp': int(exp), 'name': name})}.c2ln"
+
+
+async def test_zou_token_is_renewed_before_expiry_by_refresh_not_by_login() -> None:
+    """Before the access JWT's exp the client calls /auth/refresh-token; it logs in again only if refused."""
+    clock = VirtualClock()
+    issued: list[str] = []
+    logins = refreshes = 0
+
+    async def login(url: Any, **_: Any) -> CallbackResult:
+        nonlocal logins
+        logins += 1
+        issued.append(jwt(f"login-{logins}", clock.wall() + 600))
+        return CallbackResult(payload={"access_token": issued[-1], "refresh_token": "REFRESH-ONE"})
+
+    async def refresh(url: Any, **kwargs: Any) -> CallbackResult:
+        nonlocal refreshes
+        refreshes += 1
+        assert kwargs["headers"]["Authorization"] == "Bearer REFRESH-ONE"
+        if refreshes == 3:
+            return CallbackResult(status=401, payload={"msg": "Token has expired"})
+        issued.append(jwt(f"refresh-{refreshes}", clock.wall() + 600))
+        return CallbackResult(payload={"access_token": issued[-1]})
+
+    seen: list[str] = []
+
+    async def data(url: Any, **kwargs: Any) -> CallbackResult:
+        seen.append(kwargs["headers"]["Authorization"].removeprefix("Bearer "))
+        return CallbackResult(payload={"data": [], "total": 0, "nb_pages": 0, "page": 1})
+
+    with aioresponses() as mock:
+        mock.post(f"{ZOU}/auth/login", callback=login, repeat=True)
+        mock.get(f"{ZOU}/auth/refresh-token", callback=refresh, repeat=True)
+        mock.get(re.compile(rf"^{re.escape(ZOU)}/data/.*$"), callback=data, repeat=True)
+        async with ServiceClient(zou_settings(), clock=clock) as client:
+            for _ in range(4):
+                await client.get_json("data/tasks")
+                clock.advance(545)  # past exp − 60 s (10 % of 600 s)
+    assert (logins, refreshes) == (2, 3)  # two proactive refreshes, the third refused → one login
+    assert seen == issued

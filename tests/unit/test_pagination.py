@@ -207,7 +207,8 @@ def test_zou_events_page_capped_by_the_server_is_not_the_last() -> None:
     paginator.first_request()
     capped = [(f"e{n:04d}", "2024-05-02T10:00:00") for n in range(1191, 191, -1)]
     paginator.update(events(*capped))
-    assert paginator.has_next and paginator.server_cap == 1000
+    assert paginator.has_next
+    assert paginator.server_cap == 1000
     assert paginator.next_request().params["cursor_event_id"] == "e0192"
     paginator.update(events(*[(f"e{n:04d}", "2024-05-02T09:00:00") for n in range(191, 0, -1)]))
     assert not paginator.has_next
@@ -218,4 +219,5 @@ def test_zou_events_short_page_below_the_cap_is_the_last() -> None:
     paginator = ZouEventsPaginator(after=None, limit=2000)
     paginator.first_request()
     paginator.update(events(*[(f"e{n}", "2024-05-02T10:00:00") for n in range(999)]))
-    assert not paginator.has_next and paginator.server_cap is None
+    assert not paginator.has_next
+    assert paginator.server_cap is None
