@@ -8,7 +8,9 @@ Zou-specific control routes (besides core's ``/_sandbox`` ones):
     GET  /_sandbox/zou                 mode, token lifetimes, counts, auth counters, login email
     POST /_sandbox/zou/mode            {"old_server": bool, "expired_status": "401"|"422"|"alternate",
                                         "page_size": int, "access_ttl": s, "refresh_ttl": s}
-    POST /_sandbox/zou/delete          {"resource", "id", "force": bool}: delete (cancel when tasks exist)
+    POST /_sandbox/zou/delete          {"resource", "id", "force": bool, "cancel": bool}: delete (cancel
+                                        when tasks exist); "cancel": zou's cancel_asset (asset:delete
+                                        event, the asset kept with canceled = true)
 """
 
 from __future__ import annotations
@@ -265,9 +267,11 @@ class _Handlers:
     async def control_delete(self, request: web.Request) -> web.Response:
         try:
             body = orjson.loads(await request.read() or b"{}")
-            outcome = self.service.store.delete(
-                str(body["resource"]), str(body["id"]), force=bool(body.get("force"))
-            )
+            store = self.service.store
+            if body.get("cancel"):
+                outcome = store.cancel(str(body["resource"]), str(body["id"]))
+            else:
+                outcome = store.delete(str(body["resource"]), str(body["id"]), force=bool(body.get("force")))
         except KeyError as exc:
             return json_response(
                 {"error": str(exc.args[0]) if exc.args else "resource and id are required"}, 404

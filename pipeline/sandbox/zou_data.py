@@ -275,6 +275,19 @@ def _entity_types(gen: _Generator) -> dict[str, Row]:
         )
         gen.event(row.created_us, "entity-type:new", None, {"entity_type_id": row.id})
         types[name] = row
+    # zou init-data also creates ConceptFolder; made without drawing from the generator's random
+    # stream, so the rest of a seeded studio stays what it was before the type was simulated.
+    concept = types["Concept"]
+    folder_id = str(uuid.uuid5(uuid.UUID(concept.id), "ConceptFolder"))
+    fields = {"name": "ConceptFolder", "short_name": "con", "description": None, "archived": False}
+    at = concept.created_us + 1
+    row = Row({"id": folder_id, **fields}, at, at, {"task_types": []})
+    gen.data.tables["entity-types"][row.id] = row
+    event_id = str(uuid.uuid5(uuid.UUID(folder_id), "entity-type:new"))
+    gen.data.events.append(
+        Event(event_id, at, "entity-type:new", gen.data.admin_id, None, {"entity_type_id": row.id})
+    )
+    types["ConceptFolder"] = row
     return types
 
 

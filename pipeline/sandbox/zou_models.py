@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 ColumnType = Literal["uuid", "str", "bool", "int", "float", "date", "json"]
 
-ENTITY_KINDS = ("asset", "shot", "sequence", "episode", "edit", "concept", "scene")
+ENTITY_KINDS = ("asset", "shot", "sequence", "episode", "edit", "concept", "concept-folder", "scene")
 # Entity types that are not asset types, by name; every other entity type is an asset type.
 NON_ASSET_TYPES = {
     "Shot": "shot",
@@ -21,6 +21,7 @@ NON_ASSET_TYPES = {
     "Episode": "episode",
     "Edit": "edit",
     "Concept": "concept",
+    "ConceptFolder": "concept-folder",  # zou init-data creates it; events concept-folder:* (concept_folder_id)
     "Scene": "scene",
 }
 

@@ -32,6 +32,7 @@ RESOURCE_ALIASES = {
     "episodes": "entities",
     "edits": "entities",
     "concepts": "entities",
+    "concept-folders": "entities",
     "scenes": "entities",
 }
 
@@ -237,6 +238,20 @@ class ZouStore:
         self._emit(self._stamp(), f"{kind}:delete", row, user_id, {f"{kind.replace('-', '_')}_id": row.id})
         return "deleted"
 
+    def cancel(self, resource: str, row_id: str, *, user_id: str | None = None) -> str:
+        """zou's ``cancel_asset`` (the Shotgun import path): ``canceled = true`` and an ``asset:delete``
+        event, although the asset stays (``remove_asset`` of an asset with tasks emits ``asset:update``).
+        """
+        model = model_for(resource)
+        row = self._row(model, row_id)
+        if model.route != "entities" or self._kind(model, row) != "asset":
+            raise ValueError(f"zou cancels assets only; {model.route} {row_id} is not an asset")
+        row.fields["canceled"] = True
+        at = self._stamp()
+        row.updated_us = at
+        self._emit(at, "asset:delete", row, user_id, {"asset_id": row.id})
+        return "canceled"
+
     # -- helpers ---------------------------------------------------------------------------------
     def _row(self, model: Model, row_id: str) -> Row:
         try:
@@ -254,6 +269,7 @@ class ZouStore:
             "episodes": "Episode",
             "edits": "Edit",
             "concepts": "Concept",
+            "concept-folders": "ConceptFolder",
             "scenes": "Scene",
         }.get(alias)
         for row in self.data.tables["entity-types"].values():

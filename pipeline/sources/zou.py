@@ -170,10 +170,12 @@ class ZouStream:
         changes = reduce_events(events)
         self._note_unknown(changes.unknown)
         touched = sorted(changes.touched.get(self.resource, ()))
-        # A delete event is checked by id before anything is soft-deleted: zou's cancel_asset emits
-        # asset:delete while the asset stays, canceled = true (and an id deleted then re-created by an
-        # import would be live too). Rows still served are upserted, only rows gone are deleted.
-        claimed = sorted(changes.deleted.get(self.resource, ()))
+        # An entity delete event is checked by id before anything is soft-deleted: zou's cancel_asset
+        # (the Shotgun import path) emits asset:delete while the asset stays, canceled = true. Rows
+        # still served are upserted, only rows gone are deleted. Other models' delete events are
+        # always real deletes in zou 1.0.97, so they cost no request.
+        deleted = changes.deleted.get(self.resource, frozenset())
+        claimed = sorted(deleted) if self.resource == "entities" else []
         returned: set[str] = set()
         async for page, ids in self._fetch_ids(touched + claimed):
             returned |= ids
@@ -181,7 +183,7 @@ class ZouStream:
         kept = set(claimed) & returned
         if kept:
             log.info("zou_delete_event_row_kept", resource=self.resource, ids=len(kept))
-        gone = (set(claimed) | set(touched)) - returned
+        gone = (set(deleted) | set(touched)) - returned
         self._last_deletes, self._last_returned = self._deletes(gone), returned
         log.info(
             "zou_changes",

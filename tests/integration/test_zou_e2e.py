@@ -18,6 +18,7 @@ from pipeline.runner import Page, run_sync
 from pipeline.runs import RunSummary
 from pipeline.sandbox import zou as zou_sim
 from pipeline.sandbox.server import Sandbox, source_settings, start_sandbox
+from pipeline.sandbox.zou_models import Event as zou_sim_event
 from pipeline.sandbox.zou_store import model_for
 from pipeline.settings import RESOURCES, Settings, SourceSettings, parse_settings
 from pipeline.sources import build_stream, open_client
@@ -26,6 +27,7 @@ from pipeline.sources.zou import ZouStream
 pytestmark = pytest.mark.db
 
 MODELS = RESOURCES["zou"]
+MODEL_ENTITIES = model_for("entities")
 
 
 @pytest.fixture
@@ -376,3 +378,109 @@ async def test_full_sync_reads_the_events_log_a_handful_of_times(
     print(f"zou full sync, event_limit={event_limit}: {log_reads} of {total} requests read the events log")
     await assert_mirrors(pool, service)
     assert log_reads <= len(MODELS) + 2, requests
+
+
+def with_options(settings: Settings, **options: Any) -> Settings:
+    """The settings with connector options the config check would refuse (a server-side cap test)."""
+    source = settings.sources["zou"]
+    changed = source.model_copy(update={"options": {**source.options, **options}})
+    return settings.model_copy(update={"sources": {"zou": changed}})
+
+
+async def test_events_beyond_a_server_capped_page_are_not_lost(sandbox: Sandbox, pool: asyncpg.Pool) -> None:
+    """1,191 pending events, asked for 2,000 a page, served 1,000 (zou's cap): every one is applied."""
+    settings = zou_settings(sandbox)
+    await sync(settings, pool)
+    service = studio(sandbox)
+    before = len(service.store.data.events)
+    doomed = sorted(service.store.rows("time-spents"))[:31]
+    for time_spent in doomed:  # the oldest events: on the page a trusting client never asks for
+        service.delete("time_spents", time_spent)
+    persons = sorted(service.store.rows("persons"))
+    for n in range(1191 - len(doomed)):
+        service.update("persons", persons[n % len(persons)], {"phone": f"+33 2 {n:08d}"})
+    assert len(service.store.data.events) - before == 1191
+    sandbox.ctx.reset()
+    with capture_logs() as logs:
+        await sync(with_options(settings, event_limit=2000), pool)
+    await assert_mirrors(pool, service)
+    assert not await live_ids(pool, "time_spents") & set(doomed)
+    new_ids = {e.id for e in service.store.data.events[before:]}
+    stored = await pool.fetch("SELECT source_id FROM production.events WHERE source = 'zou'")
+    assert new_ids <= {r["source_id"] for r in stored}
+    assert any(e["event"] == "zou_events_page_capped" and e["served"] == 1000 for e in logs)
+    assert data_requests(sandbox)["/api/data/events/last"] == 2
+
+
+async def test_concept_folders_sync_incrementally(sandbox: Sandbox, pool: asyncpg.Pool) -> None:
+    """concept-folder:new/update/delete (concept_folder_id) reach production.entities as concept_folder."""
+    settings = zou_settings(sandbox)
+    await sync(settings, pool)
+    service = studio(sandbox)
+    project = sorted(service.store.rows("projects"))[0]
+    folder = service.add("concept-folders", {"name": "Moodboards", "project_id": project})
+    assert service.store.data.events[-1].name == "concept-folder:new"
+    await sync(settings, pool)
+    row = await pool.fetchrow(
+        "SELECT kind, name, deleted_at FROM production.entities WHERE source_id = $1", folder["id"]
+    )
+    assert (row["kind"], row["name"], row["deleted_at"]) == ("concept_folder", "Moodboards", None)
+    service.update("entities", folder["id"], {"name": "Moodboards v2"})
+    await sync(settings, pool)
+    name = await pool.fetchval("SELECT name FROM production.entities WHERE source_id = $1", folder["id"])
+    assert name == "Moodboards v2"
+    service.delete("entities", folder["id"])
+    assert service.store.data.events[-1].name == "concept-folder:delete"
+    await sync(settings, pool)
+    await assert_mirrors(pool, service)
+    assert await pool.fetchval(
+        "SELECT deleted_at IS NOT NULL FROM production.entities WHERE source_id = $1", folder["id"]
+    )
+    kinds = await pool.fetch("SELECT kind FROM production.entity_types WHERE name = 'ConceptFolder'")
+    assert [r["kind"] for r in kinds] == ["concept_folder"]
+
+
+async def test_a_canceled_asset_announced_as_deleted_is_kept(sandbox: Sandbox, pool: asyncpg.Pool) -> None:
+    """zou's cancel_asset emits asset:delete but keeps the asset (canceled = true): it stays live."""
+    settings = zou_settings(sandbox)
+    await sync(settings, pool)
+    service = studio(sandbox)
+    asset = next(
+        r.id
+        for r in service.store.rows("entities").values()
+        if service.store._kind(MODEL_ENTITIES, r) == "asset"
+    )
+    assert service.store.cancel("entities", asset) == "canceled"
+    assert service.store.data.events[-1].name == "asset:delete"
+    with capture_logs() as logs:
+        await sync(settings, pool)
+    row = await pool.fetchrow(
+        "SELECT canceled, deleted_at FROM production.entities WHERE source_id = $1", asset
+    )
+    assert (row["canceled"], row["deleted_at"]) == (True, None)
+    assert any(e["event"] == "zou_delete_event_row_kept" for e in logs)
+    await assert_mirrors(pool, service)
+
+
+async def test_unknown_event_names_are_counted_and_logged_once(sandbox: Sandbox, pool: asyncpg.Pool) -> None:
+    """An event about an object zou 1.0.97 never names is stored, counted and warned about once a run."""
+    settings = zou_settings(sandbox)
+    await sync(settings, pool)
+    service = studio(sandbox)
+    store = service.store
+    for n in range(3):
+        at = store.data.events[-1].created_us + 1
+        event = zou_sim_event(
+            f"00000000-0000-4000-8000-00000000000{n}", at, "gizmo:new", None, None, {"gizmo_id": str(n)}
+        )
+        store._event_index[event.id] = len(store.data.events)
+        store.data.events.append(event)
+    with capture_logs() as logs:
+        await sync(settings, pool)
+    warnings = [e for e in logs if e["event"] == "zou_events_unknown"]
+    assert [w["names"] for w in warnings] == [{"gizmo:new": 3}]
+    changes = [e for e in logs if e["event"] == "zou_changes"]
+    assert changes
+    assert all(e["unknown"] == 3 for e in changes)
+    stored = await pool.fetchval("SELECT count(*) FROM production.events WHERE name = 'gizmo:new'")
+    assert stored == 3
