@@ -21,7 +21,7 @@ NON_ASSET_TYPES = {
     "Episode": "episode",
     "Edit": "edit",
     "Concept": "concept",
-    "ConceptFolder": "concept-folder",  # zou init-data creates it; events concept-folder:* (concept_folder_id)
+    "ConceptFolder": "concept-folder",  # from zou init-data; events concept-folder:* (concept_folder_id)
     "Scene": "scene",
 }
 
