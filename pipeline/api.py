@@ -255,9 +255,7 @@ def replay(
     chosen = load(config, settings)
 
     async def work(pool: asyncpg.Pool) -> RunSummary:
-        return await run_replay(
-            chosen, pool, _names(source), _names(resource), stream_factory=sources.build_stream
-        )
+        return await run_replay(chosen, pool, _names(source), _names(resource))
 
     return RunResult.of(asyncio.run(with_pool(chosen, work, database_url)))
 

@@ -1,11 +1,18 @@
 """Replay: rebuild the unified tables from ``raw.records`` without calling any API.
 
-A transformer fix must not cost a re-fetch at 1 req/s. For each planned stream the raw payloads
-(not soft-deleted) are read in keyset-paged chunks of ``[pipeline] batch_rows``; the connector's
-``wrap_records(payloads)`` turns a chunk back into a page document of the shape its
-``transform(doc)`` reads, and the result goes through the same loader (raw landing skipped: the
-payloads are already there). Rows whose content did not change are not rewritten. Checkpoints are
-not touched; the stream lock is taken so a replay never overlaps a sync of the same stream.
+A transformer fix must not cost a re-fetch at 1 req/s. Replay builds no connector and opens no
+client: for each planned stream it reads the raw payloads (not soft-deleted) of every raw resource
+the stream's pages land (``pipeline.transform.lands``; Kitsu's ``characters`` stream lands
+``characters`` and ``media-characters``) in keyset-paged chunks of ``[pipeline] batch_rows``,
+rebuilds a page document (``pipeline.transform.wrap``) and calls the same pure transform as the
+runner, with the same context read from the database (Zou entity type names). Raw resources every
+stream of a kind may land (Zou ``events``) are replayed once per source after its streams, unless
+``--resource`` narrows the replay. The result goes through the same loader (raw landing skipped:
+the payloads are already there); rows whose content did not change are not rewritten. Checkpoints
+are not touched; the stream lock is taken so a replay never overlaps a sync of the same stream.
+
+A stream that fails (a transform error, a lost connection) is recorded as failed and the others go
+on; the run row always ends, ``failed`` if replay itself could not finish.
 """
 
 from __future__ import annotations
@@ -20,12 +27,14 @@ import orjson
 from pipeline import locks, runs
 from pipeline.errors import SkippableRecordError
 from pipeline.load import LoadCounts, Loader, resolve_refs
+from pipeline.load.context import read_context
 from pipeline.log import bind_stream, get_logger
 from pipeline.records import Batch, Reject
 from pipeline.redact import redact_text
-from pipeline.runner import RunContext, Stream, StreamFactory, close_run, open_run, plan_streams
+from pipeline.runner import RunContext, StreamFactory, close_run, open_run, plan_streams
 from pipeline.runs import RunSummary, StreamResult
-from pipeline.settings import Settings
+from pipeline.settings import Settings, SourceSettings
+from pipeline.transform import SHARED_RAW, lands, spec, transform, wrap
 
 log = get_logger(__name__)
 
@@ -49,45 +58,57 @@ async def _chunks(conn: asyncpg.Connection, source: str, resource: str, size: in
         yield [orjson.loads(r["payload"]) for r in rows]
 
 
-async def replay_stream(ctx: RunContext, stream: Stream) -> StreamResult:
-    """Re-transform and reload one stream's raw records; never raises for the stream's own failure."""
-    name, resource = stream.source.name, stream.resource
+async def _reload(
+    ctx: RunContext, conn: asyncpg.Connection, source: SourceSettings, raw: Sequence[str], r: StreamResult
+) -> None:
+    """Re-transform and reload the raw records of ``raw`` resources (in order) into the unified tables."""
+    loader, total, kind = Loader(conn, source.name, ctx.run_id), LoadCounts(), source.kind
+    for resource in raw:
+        context = await read_context(conn, source.name, spec(kind, resource).context)
+        async for payloads in _chunks(conn, source.name, resource, ctx.settings.pipeline.batch_rows):
+            try:
+                batch = transform(kind, resource, wrap(kind, resource, payloads), context)
+            except SkippableRecordError as exc:
+                batch = Batch(rejects=[Reject(resource, None, payloads, str(exc))])
+            total.add(await loader.load(batch, land_raw=False))
+            r.pages += 1
+            r.records += len(payloads)
+    await resolve_refs(conn, source.name)
+    r.inserted, r.updated, r.unchanged, r.rejected = (
+        total.inserted,
+        total.updated,
+        total.unchanged,
+        total.rejected,
+    )
+
+
+async def replay_stream(
+    ctx: RunContext, source: SourceSettings, resource: str, raw: Sequence[str] | None = None
+) -> StreamResult:
+    """Replay one stream (or the shared raw ``raw`` resources); never raises for its own failure."""
+    name = source.name
     r = StreamResult(name, resource, "replay")
     started = time.monotonic()
     with bind_stream(run_id=ctx.run_id, source=name, stream=resource):
-        async with ctx.pool.acquire() as conn:
-            r.stream_run_id = await runs.start_stream_run(conn, ctx.run_id, r)
-            if not await locks.try_lock_stream(conn, name, resource):
-                r.status, r.error = (
-                    "skipped",
-                    f"{name}/{resource} is being loaded by another run; replay skipped",
-                )
-                await runs.finish_stream_run(conn, r)
-                return r
-            try:
-                loader, total = Loader(conn, name, ctx.run_id), LoadCounts()
-                async for payloads in _chunks(conn, name, resource, ctx.settings.pipeline.batch_rows):
-                    try:
-                        batch = stream.transform(stream.wrap_records(payloads))
-                    except SkippableRecordError as exc:
-                        batch = Batch(rejects=[Reject(resource, None, payloads, str(exc))])
-                    total.add(await loader.load(batch, land_raw=False))
-                    r.pages += 1
-                    r.records += len(payloads)
-                await resolve_refs(conn, name)
-                r.inserted, r.updated, r.unchanged, r.rejected = (
-                    total.inserted,
-                    total.updated,
-                    total.unchanged,
-                    total.rejected,
-                )
-                r.status = "succeeded"
-            except Exception as exc:  # one stream's failure is recorded, the others go on
-                r.status, r.error = "failed", redact_text(f"{type(exc).__name__}: {exc}")
-            finally:
-                r.duration_seconds = round(time.monotonic() - started, 3)
-                await runs.finish_stream_run(conn, r)
-                await locks.unlock_stream(conn, name, resource)
+        try:
+            async with ctx.pool.acquire() as conn:
+                r.stream_run_id = await runs.start_stream_run(conn, ctx.run_id, r)
+                if not await locks.try_lock_stream(conn, name, resource):
+                    r.status = "skipped"
+                    r.error = f"{name}/{resource} is being loaded by another run; replay skipped"
+                    await runs.finish_stream_run(conn, r)
+                    return r
+                try:
+                    await _reload(ctx, conn, source, raw or lands(source.kind, resource), r)
+                    r.status = "succeeded"
+                except Exception as exc:  # one stream's failure is recorded, the others go on
+                    r.status, r.error = "failed", redact_text(f"{type(exc).__name__}: {exc}")
+                finally:
+                    r.duration_seconds = round(time.monotonic() - started, 3)
+                    await runs.finish_stream_run(conn, r)
+                    await locks.unlock_stream(conn, name, resource)
+        except Exception as exc:  # not even the stream's bookkeeping worked (connection lost)
+            r.status, r.error = "failed", redact_text(f"{type(exc).__name__}: {exc}")
         log.info(
             "stream_finished",
             **{f: getattr(r, f) for f in ("source", "resource", "mode", "status", "error")},
@@ -105,15 +126,29 @@ async def replay(
     sources: Sequence[str] | None = None,
     resources: Sequence[str] | None = None,
     *,
-    stream_factory: StreamFactory,
+    stream_factory: StreamFactory | None = None,
 ) -> RunSummary:
-    """``pipeline replay``: every planned stream rebuilt from raw.records, one after the other."""
+    """``pipeline replay``: every planned stream rebuilt from raw.records, one after the other.
+
+    ``stream_factory`` is accepted for callers written before replay stopped building connectors;
+    it is not used (replay needs no connector and no client).
+    """
     plan = plan_streams(settings, sources, resources)
+    for src, names in plan:  # an unknown transform is a configuration error, before any run row
+        for resource in names:
+            for raw in lands(src.kind, resource):
+                spec(src.kind, raw)
     args = {"sources": list(sources or ()), "resources": list(resources or ())}
     ctx = await open_run(settings, pool, "replay", args, None)
-    results = [
-        await replay_stream(ctx, stream_factory(src, resource, None))
-        for src, names in plan
-        for resource in names
-    ]
+    results: list[StreamResult] = []
+    try:
+        for src, names in plan:
+            for resource in names:
+                results.append(await replay_stream(ctx, src, resource))
+            for shared in () if resources else SHARED_RAW.get(src.kind, ()):
+                results.append(await replay_stream(ctx, src, shared, raw=(shared,)))
+    except BaseException as exc:  # cancelled or the database went away: the run row still ends
+        async with pool.acquire() as conn:
+            await runs.finish_run(conn, ctx.run_id, "failed", redact_text(f"{type(exc).__name__}: {exc}"))
+        raise
     return await close_run(ctx, "replay", results)

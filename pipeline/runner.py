@@ -6,7 +6,9 @@ budget, and parents such as Zou projects then load before their children). Each 
 connection for its life: it takes the stream's advisory lock on it (an overlapping run skips the
 stream, ``status = 'skipped'``) and loads every batch through it. Inside a stream a producer task
 iterates the connector's pages into a queue of ``[pipeline] queue_pages`` pages and a consumer
-transforms them and loads batches of up to ``batch_rows`` records / ``batch_bytes`` bytes, flushing
+transforms them (``pipeline.transform.transform(kind, resource, doc, context)``, never through
+the connector; ``context`` is read once per stream from the raw records already loaded) and loads
+batches of up to ``batch_rows`` records / ``batch_bytes`` bytes, flushing
 early whenever the queue runs dry, so slow APIs commit every page and fast ones commit big batches.
 
 The protocol a connector implements (``pipeline.sources.build_stream`` returns one)::
@@ -18,8 +20,6 @@ The protocol a connector implements (``pipeline.sources.build_stream`` returns o
         auth_identity = "anonymous"                    # or "user:NAME"; deletes need the same one
         stats: RequestStats                            # requests, retries, rate_limited, wait_seconds, bytes
 
-        def transform(self, doc) -> Batch:             # pure: pipeline.transform.transform(kind, res, doc)
-        def wrap_records(self, payloads) -> doc:       # raw payloads → a page document (for replay)
         async def pages(self, state: StreamState) -> AsyncIterator[Page]:
             total = (await first page)["meta"]["count"]
             for n in planned page numbers:
@@ -55,12 +55,15 @@ from pipeline import checkpoints, drift, locks, runs
 from pipeline.checkpoints import Cursor, StreamState, Tracker
 from pipeline.errors import ConfigError, FatalError, SkippableRecordError, ViolationBudgetError
 from pipeline.load import Loader, resolve_refs
+from pipeline.load.context import read_context
 from pipeline.log import bind_stream, get_logger
 from pipeline.progress import NoProgress, Progress
 from pipeline.records import Batch, Reject
 from pipeline.redact import redact_text
 from pipeline.runs import RunSummary, StreamResult
 from pipeline.settings import Settings, SourceSettings
+from pipeline.transform import Context, transform
+from pipeline.transform import spec as transform_spec
 
 log = get_logger(__name__)
 MIN_RECORDS_FOR_REJECT_SHARE = 100  # below this a stream is judged only at its end
@@ -94,10 +97,6 @@ class Stream(Protocol):
     incremental: bool
     owned_tables: tuple[str, ...]
     auth_identity: str
-
-    def transform(self, doc: Any) -> Batch: ...
-
-    def wrap_records(self, payloads: list[dict[str, Any]]) -> Any: ...
 
     def pages(self, state: StreamState) -> AsyncIterator[Page]: ...
 
@@ -162,9 +161,16 @@ class _Consumer:
     """Transforms queued pages and loads them in bounded batches, each with its checkpoint write."""
 
     def __init__(
-        self, ctx: RunContext, stream: Stream, tracker: Tracker, loader: Loader, result: StreamResult
+        self,
+        ctx: RunContext,
+        stream: Stream,
+        tracker: Tracker,
+        loader: Loader,
+        result: StreamResult,
+        context: Context,
     ):
         self.ctx, self.stream, self.tracker, self.loader, self.result = ctx, stream, tracker, loader, result
+        self.kind, self.context = stream.source.kind, context
         self.knobs = ctx.settings.pipeline
         self.unknown_seen: set[tuple[str, str]] = set()  # vocabulary values logged once per stream
         self.fields = drift.FieldTally()  # field paths of the fetched records (schema drift)
@@ -182,7 +188,7 @@ class _Consumer:
 
     def absorb(self, page: Page) -> None:
         try:
-            part = self.stream.transform(page.doc)
+            part = transform(self.kind, self.stream.resource, page.doc, self.context)
         except SkippableRecordError as exc:  # the transform gave up on the whole page
             part = Batch(rejects=[Reject(self.stream.resource, None, page.doc, str(exc))])
         for field_name, value in part.unknown:
@@ -262,7 +268,9 @@ async def _pump(
     queue: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=ctx.settings.pipeline.queue_pages)
     tracker = Tracker(state, ctx.settings.pipeline.cursor_lag_seconds, ctx.run_id, stream.owned_tables)
     loader = Loader(conn, state.source, ctx.run_id, stream.owned_tables)
-    consumer = _Consumer(ctx, stream, tracker, loader, r)
+    needs = transform_spec(stream.source.kind, stream.resource).context
+    context = await read_context(conn, state.source, needs)
+    consumer = _Consumer(ctx, stream, tracker, loader, r, context)
 
     fetch_error: list[Exception] = []
 

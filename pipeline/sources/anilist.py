@@ -39,12 +39,10 @@ from pipeline.http import RequestStats, ServiceClient
 from pipeline.log import get_logger
 from pipeline.models import catalog as _catalog  # noqa: F401  (registers the catalog table specs)
 from pipeline.pagination import GraphQLPagePaginator, PageRequest
-from pipeline.records import Batch
 from pipeline.responses import graphql_body_check
 from pipeline.runner import Page
 from pipeline.settings import SourceSettings
 from pipeline.sources.common import auth_identity, check_resource, option
-from pipeline.transform import transform
 
 log = get_logger(__name__)
 
@@ -165,6 +163,11 @@ def with_media(doc: Mapping[str, Any], media: list[Mapping[str, Any]]) -> dict[s
     return {**doc, "data": {**data, "Page": page}}
 
 
+def empty_page() -> dict[str, Any]:
+    """A page with no media: the document a walk's closing ``Page`` carries."""
+    return {"data": {"Page": {"pageInfo": {"hasNextPage": False}, "media": []}}}
+
+
 class AniListStream:
     """Anime or manga of one AniList source (``runner.Stream``)."""
 
@@ -186,12 +189,6 @@ class AniListStream:
 
     def __repr__(self) -> str:
         return f"AniListStream(source={self.source.name!r}, resource={self.resource!r})"
-
-    def transform(self, doc: Any) -> Batch:
-        return transform("anilist", self.resource, doc)
-
-    def wrap_records(self, payloads: list[dict[str, Any]]) -> Any:
-        return {"data": {"Page": {"pageInfo": {"hasNextPage": False}, "media": payloads}}}
 
     # -- pages -------------------------------------------------------------------------------------
     async def pages(self, state: StreamState) -> AsyncIterator[Page]:
@@ -248,7 +245,7 @@ class AniListStream:
                 complete = False
         complete = complete and len(seen) > 0  # an empty catalogue is a glitch, never a mass delete
         log.info("anilist_scan_done", distinct=len(seen), complete=complete)
-        yield Page(self.wrap_records([]), cursor=newest, expected_total=len(seen) if complete else None)
+        yield Page(empty_page(), cursor=newest, expected_total=len(seen) if complete else None)
 
     async def _partition(
         self, part: Partition, state: StreamState
@@ -263,7 +260,7 @@ class AniListStream:
         number = state.committed.first_missing(base + 1) - base
         last_page = DEPTH_CAP // per_page
         if number > last_page:  # a scan before this one already read this partition to the cap
-            yield Page(self.wrap_records([])), [], "capped"
+            yield Page(empty_page()), [], "capped"
             return
         paginator = self.paginator(part.variables, page=number)
         request: PageRequest | None = paginator.first_request()

@@ -27,11 +27,9 @@ from pipeline.http import RequestStats, ServiceClient
 from pipeline.log import get_logger
 from pipeline.models import catalog as _catalog  # noqa: F401  (registers the catalog table specs)
 from pipeline.pagination import PageRequest, ShortPagePaginator
-from pipeline.records import Batch
 from pipeline.runner import Page
 from pipeline.settings import SourceSettings
 from pipeline.sources.common import auth_identity, check_resource, completed, option
-from pipeline.transform import transform
 
 log = get_logger(__name__)
 
@@ -64,12 +62,6 @@ class AniListV1Stream:
 
     def __repr__(self) -> str:
         return f"AniListV1Stream(source={self.source.name!r}, resource={self.resource!r})"
-
-    def transform(self, doc: Any) -> Batch:
-        return transform("anilist_v1", self.resource, doc)
-
-    def wrap_records(self, payloads: list[dict[str, Any]]) -> Any:
-        return payloads
 
     async def pages(self, state: StreamState) -> AsyncIterator[Page]:
         start = state.committed.first_missing(1)

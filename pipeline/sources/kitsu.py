@@ -12,14 +12,15 @@ ends with ``expected_total`` = that first ``meta.count``: only then may unseen r
 Compound documents: ``include=`` asks for the linkage each unified table needs (``categories`` on
 media → ``media_genres``, ``media`` on episodes, ``item`` on mappings, ``character`` on
 media-characters). Included copies of records another stream owns (the categories on an anime
-page, the media on an episode page) are dropped before transforming: their stream lands them, and
-a stream's scan must only count its own records. They are asked for with a sparse fieldset
-(``fields[anime]=slug``), which cuts an episodes or mappings page to a fraction of its size.
+page, the media on an episode page) are dropped by the transform (``transform.kitsu.stream_page``):
+their stream lands them, and a stream's scan must only count its own records. They are asked for
+with a sparse fieldset (``fields[anime]=slug``), which cuts an episodes or mappings page to a
+fraction of its size.
 Characters exist only as includes, so the ``characters`` stream keeps them; it reports no expected
 total (characters are discovered through their media), so it never deletes.
 
-Media raw records are stored under the unified key (``anime/12``): Kitsu numbers anime and manga
-separately, and a complete scan's soft delete then reaches ``catalog.media`` too.
+Media raw records are stored under the unified key (``anime/12``, by the transform): Kitsu numbers
+anime and manga separately, and a complete scan's soft delete then reaches ``catalog.media`` too.
 
 R18 titles are visible only to an authenticated client: with ``auth`` configured (and
 ``include_r18`` not false) the stream's ``auth_identity`` is ``user:<name>``, else ``anonymous``;
@@ -29,7 +30,7 @@ deletes only follow a previous complete scan of the same identity.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.auth import NoAuth
@@ -38,27 +39,23 @@ from pipeline.http import RequestStats, ServiceClient
 from pipeline.log import get_logger
 from pipeline.models import catalog as _catalog  # noqa: F401  (registers the catalog table specs)
 from pipeline.pagination import JsonApiPaginator, PageRequest
-from pipeline.records import Batch
 from pipeline.runner import Page
 from pipeline.settings import OAuthPasswordAuth, SourceSettings
 from pipeline.sources.common import auth_identity, check_resource, completed, option
-from pipeline.transform import transform
-from pipeline.transform.kitsu import media_key
+from pipeline.transform.kitsu import MEDIA_TYPES
 
 log = get_logger(__name__)
 
 JSONAPI = "application/vnd.api+json"
-MEDIA_TYPES = ("anime", "manga")
 
 
 @dataclass(frozen=True)
 class Route:
-    """How one resource is fetched: path, ``include=``, and whether included records are kept."""
+    """How one resource is fetched: path, owned tables, ``include=``, and whether scans may delete."""
 
     path: str
     owned: tuple[str, ...]
     include: str | None = None
-    keep_included: bool = False
     deletes: bool = True
     slim: tuple[
         str, ...
@@ -75,7 +72,6 @@ ROUTES: dict[str, Route] = {
         "media-characters",
         ("catalog.characters", "catalog.media_characters"),
         include="character",
-        keep_included=True,
         deletes=False,
     ),
 }
@@ -116,22 +112,6 @@ class KitsuStream:
 
     def __repr__(self) -> str:
         return f"KitsuStream(source={self.source.name!r}, resource={self.resource!r})"
-
-    # -- transform ---------------------------------------------------------------------------------
-    def transform(self, doc: Any) -> Batch:
-        if not self.route.keep_included and isinstance(doc, Mapping) and doc.get("included"):
-            doc = {**doc, "included": []}
-        batch = transform("kitsu", self.resource, doc)
-        for i, record in enumerate(batch.raw):
-            if record.resource in MEDIA_TYPES:
-                batch.raw[i] = replace(record, source_id=media_key(record.resource, record.source_id))
-        for i, reject in enumerate(batch.rejects):
-            if reject.resource in MEDIA_TYPES and reject.source_id is not None:
-                batch.rejects[i] = replace(reject, source_id=media_key(reject.resource, reject.source_id))
-        return batch
-
-    def wrap_records(self, payloads: list[dict[str, Any]]) -> Any:
-        return {"data": payloads}
 
     # -- pages -------------------------------------------------------------------------------------
     def paginator(self) -> JsonApiPaginator:

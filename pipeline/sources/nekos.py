@@ -27,10 +27,8 @@ from pipeline.checkpoints import StreamState
 from pipeline.errors import ConfigError, ContractError
 from pipeline.http import RequestStats, ServiceClient
 from pipeline.log import get_logger
-from pipeline.records import Batch
 from pipeline.runner import Page
 from pipeline.settings import BearerAuth, SourceSettings
-from pipeline.transform import transform
 from pipeline.transform.nekos import page_items
 
 log = get_logger(__name__)
@@ -78,12 +76,6 @@ class NekosStream:
 
     def __repr__(self) -> str:
         return f"NekosStream(source={self.source.name!r}, resource={self.resource!r})"
-
-    def transform(self, doc: Any) -> Batch:
-        return transform("nekos", self.resource, doc)
-
-    def wrap_records(self, payloads: list[dict[str, Any]]) -> Any:
-        return {"success": True, "data": payloads, "meta": {"pagination": {"total": len(payloads)}}}
 
     async def pages(self, state: StreamState) -> AsyncIterator[Page]:
         seen: set[str] = set()

@@ -18,6 +18,10 @@ One stream per model (``projects``, ``entities``, ``tasks``, …), each with its
 * **backfill**: a full window re-scans without touching the watermark; a since/until window
   re-applies the events of that window.
 
+Generic ``/data/entities`` rows say ``type: "Entity"``: their kind comes from the entity type's
+name, which the transform takes as context (``entity_type_names``, read by the runner from the
+``entity_types`` raw records, so list ``entity_types`` before ``entities``).
+
 Event fan-out: every model stream reads the log, but the streams of one source share one
 ``EventsLog`` per run, so the log is walked once. Each stream stores (``production.events``) the
 events about its own model; events about models the pipeline does not sync are stored by the
@@ -37,14 +41,11 @@ from pipeline.checkpoints import StreamState
 from pipeline.errors import ConfigError
 from pipeline.http import RequestStats, ServiceClient
 from pipeline.log import get_logger
-from pipeline.records import Batch
 from pipeline.runner import Page
 from pipeline.settings import SourceSettings, ZouJWTAuth
 from pipeline.sources.zou_log import EventCursor, EventsLog, event_time, events_log
-from pipeline.transform import transform
-from pipeline.transform.common import collect_unknown
-from pipeline.transform.zou import page_records, transform_entities
-from pipeline.transform.zou_events import EVENT_RESOURCES, reduce_events, split_event_name
+from pipeline.transform.zou import page_records
+from pipeline.transform.zou_events import EVENT_RESOURCES, EVENTS_PAGE, reduce_events, split_event_name
 
 log = get_logger(__name__)
 
@@ -102,27 +103,12 @@ class ZouStream:
         self.fetch_batch = int(options.get("fetch_batch", DEFAULT_FETCH_BATCH))
         self.log: EventsLog = events_log(client, options)
         self.route = ROUTES.get(resource, "")
-        self._type_names: dict[str, str] | None = None
         self._last_deletes: dict[str, list[str]] = {}
         self._last_returned: set[str] = set()
         self._pass_total: int | None = None
 
     def __repr__(self) -> str:
         return f"ZouStream(source={self.source.name!r}, resource={self.resource!r})"
-
-    # -- transform ---------------------------------------------------------------------------------
-    def transform(self, doc: Any) -> Batch:
-        if isinstance(doc, Mapping) and EVENTS in doc:
-            return transform("zou", EVENTS, doc[EVENTS])
-        if self.resource == "entities":
-            with collect_unknown() as unknown:
-                batch = transform_entities(doc, entity_type_names=self._type_names or {})
-            batch.unknown.extend(pair for pair in unknown if pair not in batch.unknown)
-            return batch
-        return transform("zou", self.resource, doc)
-
-    def wrap_records(self, payloads: list[dict[str, Any]]) -> Any:
-        return {EVENTS: payloads} if self.resource == EVENTS else {"data": payloads}
 
     # -- pages -------------------------------------------------------------------------------------
     async def pages(self, state: StreamState) -> AsyncIterator[Page]:
@@ -163,7 +149,7 @@ class ZouStream:
         """Store this model's events, re-fetch what they touched, and note what they deleted."""
         mine = [e for e in events if self._owns(e)]
         if mine:
-            yield Page({EVENTS: mine})
+            yield Page({EVENTS_PAGE: mine})
         self._last_deletes, self._last_returned = {}, set()
         if self.resource == EVENTS:
             return
@@ -221,8 +207,6 @@ class ZouStream:
 
     async def _fetch_ids(self, ids: Sequence[str]) -> AsyncIterator[tuple[Page, set[str]]]:
         """``/data/<route>?id=[…]``: the current rows of ``ids``, a batch per request."""
-        if ids:
-            await self._need_type_names()
         for batch in chunks(ids, self.fetch_batch):
             params = {"id": orjson.dumps(batch).decode(), "relations": "true"}
             body, nbytes = await self._get(f"data/{self.route}", params)
@@ -238,7 +222,6 @@ class ZouStream:
             start = EventCursor.decode(held) if held else await self.log.newest(self.overlap, self.stats)
         cursor = start.encode() if start else None
         resumed = len(state.committed) > 0
-        await self._need_type_names()
         seen: set[str] = set()
         async for page, ids in self._pass(state, seen=None, cursor=cursor):
             seen |= ids
@@ -322,17 +305,6 @@ class ZouStream:
     async def _get(self, path: str, params: Mapping[str, Any]) -> tuple[Any, int]:
         response = await self.client.request("GET", path, params=params, stats=self.stats)
         return response.data, response.nbytes
-
-    async def _need_type_names(self) -> None:
-        """Generic ``/data/entities`` rows say ``type: "Entity"``: the kind comes from the type's name."""
-        if self.resource != "entities" or self._type_names is not None:
-            return
-        body, _ = await self._get("data/entity-types", {})
-        self._type_names = {
-            str(r["id"]): str(r.get("name"))
-            for r in page_records(body, "entity_types")
-            if isinstance(r, Mapping) and "id" in r
-        }
 
 
 __all__ = ["ROUTES", "ZouStream", "build_stream", "client_options", "event_time"]

@@ -1,13 +1,24 @@
 """Pure transforms: one fetched page (dict/list as decoded) → ``pipeline.records.Batch``.
 
-``transform(kind, resource, payload)`` is the one entry point the runner and ``pipeline replay``
-call; each connector kind registers its per-resource functions in ``TRANSFORMS``. Values outside
-a vocabulary are stored as ``unknown`` and listed in ``Batch.unknown`` so the caller can log them.
+``transform(kind, resource, doc, context)`` is the one entry point; the runner calls it for every
+fetched page and ``pipeline replay`` for every chunk of raw payloads (``wrap`` turns them back into
+a page document of the shape the transform reads). Neither goes through a connector, so replay
+needs no client and no network.
+
+``context`` carries what a page alone does not say: Zou's generic ``/data/entities`` rows name
+their type only by id, so the entities transform takes ``entity_type_names``. A transform declares
+what it needs as ``Lookup``\\ s, and the runner (sync and replay alike) builds the values from the
+raw records already loaded for the same source (``pipeline.load.context``).
+
+Values outside a vocabulary are stored as ``unknown`` and listed in ``Batch.unknown`` so the caller
+can log them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pipeline.errors import ConfigError
@@ -15,54 +26,145 @@ from pipeline.records import Batch
 from pipeline.transform import anilist, anilist_v1, kitsu, nekos, zou, zou_events
 from pipeline.transform.common import collect_notes, collect_unknown
 
-Transform = Callable[[Any], Batch]
+Context = Mapping[str, Any]
+Payloads = list[dict[str, Any]]
 
-TRANSFORMS: dict[str, dict[str, Transform]] = {
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """A context value: ``{source_id: payload[field]}`` over the live raw records of ``resource`` of
+    the same source (e.g. entity type id → name)."""
+
+    resource: str
+    field: str
+
+
+def data_envelope(payloads: Payloads) -> Any:
+    return {"data": payloads}
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceTransform:
+    """How the pages of one resource become a ``Batch``.
+
+    ``function(doc, **context)`` maps a page; ``wrap(payloads)`` rebuilds a page from raw payloads
+    (replay); ``context`` names the keyword arguments ``function`` takes and where they are found;
+    ``lands`` lists the raw resources the stream's pages land (replay reads those; default: the
+    resource itself).
+    """
+
+    function: Callable[..., Batch]
+    wrap: Callable[[Payloads], Any] = data_envelope
+    context: Mapping[str, Lookup] = field(default_factory=dict)
+    lands: tuple[str, ...] = ()
+
+
+def _kitsu(resource: str) -> ResourceTransform:
+    return ResourceTransform(partial(kitsu.stream_page, resource=resource))
+
+
+def _anilist_page(payloads: Payloads) -> Any:
+    return {"data": {"Page": {"pageInfo": {"hasNextPage": False}, "media": payloads}}}
+
+
+def _nekos_page(payloads: Payloads) -> Any:
+    return {"success": True, "data": payloads, "meta": {"pagination": {"total": len(payloads)}}}
+
+
+def _zou(function: Callable[..., Batch], **context: Lookup) -> ResourceTransform:
+    return ResourceTransform(partial(zou_events.model_page, function), context=context)
+
+
+def _as_list(payloads: Payloads) -> Any:
+    return payloads
+
+
+TRANSFORMS: dict[str, dict[str, ResourceTransform]] = {
     "kitsu": {
-        "anime": kitsu.transform_anime,
-        "manga": kitsu.transform_manga,
-        "episodes": kitsu.transform_episodes,
-        "categories": kitsu.transform_categories,
-        "mappings": kitsu.transform_mappings,
-        "characters": kitsu.transform_characters,
-        "media-characters": kitsu.transform_media_characters,
-        "media-relationships": kitsu.transform_media_relationships,
+        **{r: _kitsu(r) for r in ("anime", "manga", "episodes", "categories", "mappings")},
+        "characters": ResourceTransform(
+            partial(kitsu.stream_page, resource="characters"), lands=("characters", "media-characters")
+        ),
+        "media-characters": ResourceTransform(kitsu.transform_media_characters),
+        "media-relationships": ResourceTransform(kitsu.transform_media_relationships),
     },
-    "anilist": {"anime": anilist.transform_anime, "manga": anilist.transform_manga},
-    "anilist_v1": {"anime": anilist_v1.transform_anime, "manga": anilist_v1.transform_manga},
+    "anilist": {
+        "anime": ResourceTransform(anilist.transform_anime, _anilist_page),
+        "manga": ResourceTransform(anilist.transform_manga, _anilist_page),
+    },
+    "anilist_v1": {
+        "anime": ResourceTransform(anilist_v1.transform_anime, _as_list),
+        "manga": ResourceTransform(anilist_v1.transform_manga, _as_list),
+    },
     "zou": {
-        "projects": zou.transform_projects,
-        "persons": zou.transform_persons,
-        "entity_types": zou.transform_entity_types,
-        "task_types": zou.transform_task_types,
-        "task_statuses": zou.transform_task_statuses,
-        "entities": zou.transform_entities,
-        "tasks": zou.transform_tasks,
-        "comments": zou.transform_comments,
-        "time_spents": zou.transform_time_spents,
-        "events": zou_events.transform_events,
+        "projects": _zou(zou.transform_projects),
+        "persons": _zou(zou.transform_persons),
+        "entity_types": _zou(zou.transform_entity_types),
+        "task_types": _zou(zou.transform_task_types),
+        "task_statuses": _zou(zou.transform_task_statuses),
+        "entities": _zou(zou.transform_entities, entity_type_names=Lookup("entity_types", "name")),
+        "tasks": _zou(zou.transform_tasks),
+        "comments": _zou(zou.transform_comments),
+        "time_spents": _zou(zou.transform_time_spents),
+        "events": ResourceTransform(zou_events.transform_events, _as_list),
     },
     "nekos": {
-        "images": nekos.transform_images,
-        "artists": nekos.transform_artists,
-        "characters": nekos.transform_characters,
-        "categories": nekos.transform_categories,
+        "images": ResourceTransform(nekos.transform_images, _nekos_page),
+        "artists": ResourceTransform(nekos.transform_artists, _nekos_page),
+        "characters": ResourceTransform(nekos.transform_characters, _nekos_page),
+        "categories": ResourceTransform(nekos.transform_categories, _nekos_page),
     },
 }
 
+# Raw resources any stream of a kind may land (each Zou model stream stores the events about its
+# model): replay rebuilds them once per source, after the source's streams.
+SHARED_RAW: dict[str, tuple[str, ...]] = {"zou": ("events",)}
 
-def transform(kind: str, resource: str, payload: Any) -> Batch:
-    """Transform one page of ``resource`` fetched from a source of connector ``kind``."""
+
+def register(kind: str, resources: Mapping[str, ResourceTransform]) -> None:
+    """Add (or replace) the transforms of a connector kind."""
+    TRANSFORMS.setdefault(kind, {}).update(resources)
+
+
+def spec(kind: str, resource: str) -> ResourceTransform:
+    """The transform of ``kind``/``resource``, or a ConfigError listing the known ones."""
     try:
-        function = TRANSFORMS[kind][resource]
+        return TRANSFORMS[kind][resource]
     except KeyError:
         known = ", ".join(f"{k}/{r}" for k, resources in TRANSFORMS.items() for r in resources)
         raise ConfigError(f"no transform for {kind}/{resource}; known: {known}") from None
+
+
+def transform(kind: str, resource: str, payload: Any, context: Context | None = None) -> Batch:
+    """Transform one page of ``resource`` fetched from a source of connector ``kind``."""
+    found = spec(kind, resource)
+    given = context or {}
     with collect_unknown() as unknown, collect_notes() as notes:
-        batch = function(payload)
+        batch = found.function(payload, **{name: given.get(name) for name in found.context})
     batch.unknown.extend(pair for pair in unknown if pair not in batch.unknown)
     batch.notes.extend(pair for pair in notes if pair not in batch.notes)
     return batch
 
 
-__all__ = ["TRANSFORMS", "Transform", "transform"]
+def wrap(kind: str, resource: str, payloads: Payloads) -> Any:
+    """Raw payloads of ``resource`` as a page document its transform reads (for replay)."""
+    return spec(kind, resource).wrap(payloads)
+
+
+def lands(kind: str, resource: str) -> tuple[str, ...]:
+    """The raw resources the pages of a ``kind``/``resource`` stream land, parents first."""
+    return spec(kind, resource).lands or (resource,)
+
+
+__all__ = [
+    "SHARED_RAW",
+    "TRANSFORMS",
+    "Context",
+    "Lookup",
+    "ResourceTransform",
+    "lands",
+    "register",
+    "spec",
+    "transform",
+    "wrap",
+]

@@ -13,6 +13,7 @@ Kitsu numbers anime and manga separately, so media ``source_id`` is ``anime/12``
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -379,3 +380,29 @@ def transform_media_characters(payload: Any) -> Batch:
 def transform_media_relationships(payload: Any) -> Batch:
     """``/media-relationships?include=destination``: relations stay raw, included media are stored."""
     return transform_document(payload, "media-relationships")
+
+
+# ------------------------------------------------------------------------------ stream pages
+
+MEDIA_TYPES = ("anime", "manga")
+KEEPS_INCLUDED = frozenset({"characters"})  # characters exist only as includes of media-characters
+
+
+def stream_page(payload: Any, resource: str) -> Batch:
+    """One page of a Kitsu stream: the included copies of records another stream owns dropped, media
+    raw records and rejects re-keyed ``anime/12`` (Kitsu numbers anime and manga separately).
+
+    Included categories on an anime page, media on an episode page, are landed by their own streams:
+    a stream's scan must count only its own records. The ``characters`` stream keeps its included
+    characters, which no other stream fetches.
+    """
+    if resource not in KEEPS_INCLUDED and isinstance(payload, Mapping) and payload.get("included"):
+        payload = {**payload, "included": []}
+    batch = transform_document(payload, resource)
+    for i, record in enumerate(batch.raw):
+        if record.resource in MEDIA_TYPES:
+            batch.raw[i] = replace(record, source_id=media_key(record.resource, record.source_id))
+    for i, reject in enumerate(batch.rejects):
+        if reject.resource in MEDIA_TYPES and reject.source_id is not None:
+            batch.rejects[i] = replace(reject, source_id=media_key(reject.resource, reject.source_id))
+    return batch

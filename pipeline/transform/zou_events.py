@@ -8,7 +8,7 @@ re-fetch per resource and the ids it must soft-delete. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -161,6 +161,16 @@ def _event(rec: Mapping[str, Any]) -> Row:
 def transform_events(payload: Any) -> Batch:
     """Events as fetched → ``production.events`` rows (the same event id twice is kept once)."""
     return transform_page(payload, "events", "production.events", _event)
+
+
+EVENTS_PAGE = "events"  # a model stream's page of the events it stores: ``{"events": [...]}``
+
+
+def model_page(function: Callable[..., Batch], payload: Any, **context: Any) -> Batch:
+    """A page of a Zou model stream: its model's rows, or (``{"events": [...]}``) the events it stores."""
+    if isinstance(payload, Mapping) and EVENTS_PAGE in payload:
+        return transform_events(payload[EVENTS_PAGE])
+    return function(payload, **context)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from pipeline.runner import Page
 from pipeline.settings import SourceSettings, parse_settings
 from pipeline.sources import anilist, anilist_v1, kitsu
 from pipeline.sources.common import auth_identity, completed
+from pipeline.transform import transform
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 PASSWORD_AUTH = {"kind": "oauth_password", "username": "Me@Example.com", "password": "pw"}
@@ -120,8 +121,7 @@ CATEGORY = {"id": "7", "type": "categories", "attributes": {"title": "Mecha", "s
 
 def test_kitsu_anime_pages_keep_linkage_but_not_included_copies() -> None:
     """Anime pages yield media and media_genres; included categories are left to their own stream."""
-    stream = kitsu.build_stream(source("kitsu"), "anime", FakeClient(lambda *a: None))  # type: ignore[arg-type]
-    batch = stream.transform({"data": [anime("12", categories=("7",))], "included": [CATEGORY]})
+    batch = transform("kitsu", "anime", {"data": [anime("12", categories=("7",))], "included": [CATEGORY]})
     assert [(r.resource, r.source_id) for r in batch.raw] == [("anime", "anime/12")]
     assert batch.rows["catalog.media_genres"] == [{"media_source_id": "anime/12", "genre_source_id": "7"}]
     assert "catalog.genres" not in batch.rows
@@ -129,7 +129,6 @@ def test_kitsu_anime_pages_keep_linkage_but_not_included_copies() -> None:
 
 def test_kitsu_characters_stream_keeps_included_characters() -> None:
     """media-characters pages land both the roles and the included characters."""
-    stream = kitsu.build_stream(source("kitsu"), "characters", FakeClient(lambda *a: None))  # type: ignore[arg-type]
     role = {
         "id": "99",
         "type": "mediaCharacters",
@@ -137,7 +136,7 @@ def test_kitsu_characters_stream_keeps_included_characters() -> None:
         "relationships": {"character": {"data": {"type": "characters", "id": "5"}}},
     }
     character = {"id": "5", "type": "characters", "attributes": {"canonicalName": "Rei"}}
-    batch = stream.transform({"data": [role], "included": [character]})
+    batch = transform("kitsu", "characters", {"data": [role], "included": [character]})
     assert sorted((r.resource, r.source_id) for r in batch.raw) == [
         ("characters", "5"),
         ("media-characters", "99"),
@@ -147,8 +146,7 @@ def test_kitsu_characters_stream_keeps_included_characters() -> None:
 
 def test_kitsu_reports_unknown_subtypes_for_the_runner_to_log() -> None:
     """An unmapped subtype is stored as unknown and named in Batch.unknown."""
-    stream = kitsu.build_stream(source("kitsu"), "anime", FakeClient(lambda *a: None))  # type: ignore[arg-type]
-    batch = stream.transform({"data": [anime("1", subtype="hologram")]})
+    batch = transform("kitsu", "anime", {"data": [anime("1", subtype="hologram")]})
     assert batch.rows["catalog.media"][0]["format"] == "unknown"
     assert batch.unknown == [("kitsu.anime.subtype", "hologram")]
 

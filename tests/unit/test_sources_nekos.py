@@ -10,6 +10,7 @@ import pytest
 from pipeline.errors import ConfigError
 from pipeline.settings import parse_settings
 from pipeline.sources.nekos import NekosStream, build_stream
+from pipeline.transform import transform, wrap
 
 
 def stream(resource: str = "images") -> NekosStream:
@@ -44,8 +45,8 @@ def test_absorb_keeps_first_sightings_and_marks_pages_around_a_duplicate() -> No
 
 def test_wrap_records_builds_an_envelope_the_transform_reads() -> None:
     """Replay wraps raw payloads into a v1 envelope that transforms back into the same records."""
-    s = stream("artists")
-    batch = s.transform(s.wrap_records([{"id": "3b6a1c9e-0000-4000-8000-000000000001", "name": "Ann"}]))
+    payloads = [{"id": "3b6a1c9e-0000-4000-8000-000000000001", "name": "Ann"}]
+    batch = transform("nekos", "artists", wrap("nekos", "artists", payloads))
     assert [r.source_id for r in batch.raw] == ["3b6a1c9e-0000-4000-8000-000000000001"]
     assert batch.rows["catalog.artists"][0]["name"] == "Ann"
 

@@ -206,9 +206,9 @@ def test_kitsu_manga_subtypes_map_completely() -> None:
 
 
 def test_kitsu_media_without_any_title_is_rejected() -> None:
-    """No titles, canonicalTitle or slug: nothing to display, the record is rejected by id."""
+    """No titles, canonicalTitle or slug: nothing to display, the record is rejected by its unified key."""
     batch = transform("kitsu", "anime", {"data": {"id": "5", "type": "anime", "attributes": {"titles": {}}}})
-    assert [(r.source_id, "no title" in r.error) for r in batch.rejects] == [("5", True)]
+    assert [(r.source_id, "no title" in r.error) for r in batch.rejects] == [("anime/5", True)]
     assert "catalog.media" not in batch.rows
 
 
