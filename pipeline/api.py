@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -97,10 +99,11 @@ class RunResult:
 
     run_id: int
     command: str
-    status: str  # succeeded | partial | failed
+    status: str  # succeeded | partial | failed | aborted
     streams: tuple[StreamSummary, ...]
     error: str | None = None
     backfill_id: int | None = None
+    signal: int | None = None  # the signal that aborted the run (status "aborted")
 
     @property
     def ok(self) -> bool:
@@ -108,7 +111,9 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """What ``pipeline`` exits with: 0 every stream ok (or skipped), 1 otherwise."""
+        """0 every stream ok (or skipped), 143 / 130 after SIGTERM / SIGINT, 1 otherwise."""
+        if self.signal is not None:
+            return 128 + self.signal
         return 0 if self.ok else 1
 
     @classmethod
@@ -120,6 +125,7 @@ class RunResult:
             streams=tuple(StreamSummary.of(s) for s in summary.streams),
             error=summary.error,
             backfill_id=summary.backfill_id,
+            signal=summary.signal,
         )
 
 
@@ -169,6 +175,7 @@ def sync(
     progress: Progress | None = None,
     log_level: str | None = "info",
     log_json: bool | None = None,
+    allow_deletes: bool = False,
 ) -> RunResult:
     """``pipeline sync``: every enabled source (or ``source``), incremental where the API allows."""
     from pipeline.runner import run_sync
@@ -186,9 +193,10 @@ def sync(
             stream_factory=sources.build_stream,
             client_factory=sources.open_client,
             progress=progress,
+            allow_deletes=allow_deletes,
         )
 
-    return RunResult.of(asyncio.run(with_pool(chosen, work, database_url)))
+    return RunResult.of(run_interruptible(lambda: with_pool(chosen, work, database_url)))
 
 
 def backfill(
@@ -205,6 +213,7 @@ def backfill(
     progress: Progress | None = None,
     log_level: str | None = "info",
     log_json: bool | None = None,
+    allow_deletes: bool = False,
 ) -> RunResult:
     """``pipeline backfill``: a window (``since``/``until``, UTC) or ``full`` re-scan, or ``resume`` one."""
     from pipeline.backfill import run_backfill
@@ -233,9 +242,49 @@ def backfill(
             stream_factory=sources.build_stream,
             client_factory=sources.open_client,
             progress=progress,
+            allow_deletes=allow_deletes,
         )
 
-    return RunResult.of(asyncio.run(with_pool(chosen, work, database_url)))
+    return RunResult.of(run_interruptible(lambda: with_pool(chosen, work, database_url)))
+
+
+def run_interruptible(work: Callable[[], Awaitable[RunSummary]]) -> RunSummary:
+    """Run ``work`` so that SIGTERM and SIGINT end it in the books.
+
+    The first signal cancels the run: the batch in flight rolls back (committed pages stay), every
+    stream and the run are recorded ``aborted`` and the summary comes back with ``signal`` set, so
+    the exit code is 143 (SIGTERM) or 130 (SIGINT). A second signal is ignored while that happens.
+    Outside the main thread (no signal handlers there) ``work`` simply runs.
+    """
+    from pipeline.runner import SIGNALS, RunAborted
+
+    async def main() -> RunSummary:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        received: list[signal.Signals] = []
+
+        def on_signal(sig: signal.Signals) -> None:
+            if not received:
+                received.append(sig)
+                SIGNALS.append(sig.name)
+                task.cancel()
+
+        installed = threading.current_thread() is threading.main_thread()
+        if installed:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, on_signal, sig)
+        try:
+            return await work()
+        except RunAborted as aborted:
+            aborted.summary.signal = int(received[0]) if received else int(signal.SIGTERM)
+            return aborted.summary
+        finally:
+            if installed:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+
+    return asyncio.run(main())
 
 
 def replay(

@@ -8,6 +8,7 @@ scan: a backfill never moves the nightly position.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -16,7 +17,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from pipeline.checkpoints import PageSet, StreamState, Window, decode_cursor
+from pipeline.checkpoints import PageSet, StreamState, Window, decode_cursor, with_seen_ids
 from pipeline.errors import ConfigError
 from pipeline.progress import Progress
 from pipeline.runner import (
@@ -24,6 +25,7 @@ from pipeline.runner import (
     RunContext,
     Stream,
     StreamFactory,
+    abort_run,
     close_run,
     no_client,
     open_run,
@@ -101,7 +103,7 @@ def backfill_state(ctx: RunContext, row: asyncpg.Record) -> Any:
                 cursor=decode_cursor(entry.get("cursor"), entry.get("cursor_kind")),
                 expected_total=entry.get("expected_total"),
             )
-        return state
+        return await with_seen_ids(conn, state)
 
     return begin
 
@@ -119,6 +121,7 @@ async def run_backfill(
     stream_factory: StreamFactory,
     client_factory: ClientFactory = no_client,
     progress: Progress | None = None,
+    allow_deletes: bool = False,
 ) -> RunSummary:
     """``pipeline backfill``: create (or resume) a ledger row and run its streams in backfill mode."""
     resources = [resource] if isinstance(resource, str) else list(resource or ())
@@ -141,7 +144,7 @@ async def run_backfill(
         (src, [r for r in rs if r not in done]) for src, rs in plan_streams(settings, [row["source"]], chosen)
     ]
     args = {"backfill_id": row["id"], "source": row["source"], "resources": chosen, "full": row["full_scan"]}
-    ctx = await open_run(settings, pool, "backfill", args, progress)
+    ctx = await open_run(settings, pool, "backfill", args, progress, allow_deletes=allow_deletes)
     await pool.execute(
         "UPDATE etl.backfills SET status = 'running', started_at = now(), run_id = $2, error = NULL "
         "WHERE id = $1",
@@ -149,9 +152,19 @@ async def run_backfill(
         ctx.run_id,
     )
     begin = backfill_state(ctx, row)
-    results = await run_sources(
-        plan, stream_factory, client_factory, lambda s: run_stream(ctx, s, begin, "backfill")
-    )
+    try:
+        results = await run_sources(
+            plan, stream_factory, client_factory, lambda s: run_stream(ctx, s, begin, "backfill")
+        )
+    except asyncio.CancelledError:
+        aborted = await abort_run(ctx, "backfill")
+        await pool.execute(
+            "UPDATE etl.backfills SET status = 'failed', finished_at = now(), error = $2 WHERE id = $1",
+            row["id"],
+            f"{aborted.summary.error}; resume: pipeline backfill --resume {row['id']}",
+        )
+        aborted.summary.backfill_id = row["id"]
+        raise aborted from None
     failed = [r for r in results if r.status != "succeeded"]  # a skipped (locked) stream is not done
     await pool.execute(
         "UPDATE etl.backfills SET status = $2, finished_at = now(), error = $3 WHERE id = $1",

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import asyncpg
 import orjson
 
-from pipeline.load import AfterHook, delete_unseen, soft_delete
+from pipeline.load import AfterHook, delete_ids, soft_delete
 
 Mode = Literal["full", "incremental", "backfill"]
 Cursor = datetime | int | float | str
@@ -95,6 +95,9 @@ class StreamState:
     window: Window | None = None
     backfill_id: int | None = None
     held_cursor: Cursor | None = None  # a full scan's cursor, committed only when the scan completes
+    # A resumed scan: the distinct raw ids its committed pages already loaded (etl.scan_seen), so
+    # the connector judges completeness over the whole scan, not only the pages it reads now.
+    seen_ids: frozenset[str] = frozenset()
 
     def scan_json(self) -> dict[str, Any]:
         held, kind = encode_cursor(self.held_cursor)
@@ -182,7 +185,17 @@ async def begin_stream(
     scan = _as_dict(row["scan"]) if row else None
     mode: Mode = "incremental" if incremental_capable and cursor is not None and not full else "full"
     state = StreamState(source, resource, mode, run_started_at, auth=auth, cursor=cursor)
-    return _resume_scan(state, scan) if mode == "full" else state
+    if mode != "full":
+        return state
+    return await with_seen_ids(conn, _resume_scan(state, scan))
+
+
+async def with_seen_ids(conn: asyncpg.Connection, state: StreamState) -> StreamState:
+    """A resumed scan knows the ids its committed pages loaded."""
+    if not state.committed or state.scan_id is None:
+        return state
+    rows = await conn.fetch("SELECT source_id FROM etl.scan_seen WHERE scan_id = $1", state.scan_id)
+    return replace(state, seen_ids=frozenset(r["source_id"] for r in rows))
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
@@ -258,24 +271,63 @@ class Tracker:
             self.run_id,
         )
 
-    async def complete(self, conn: asyncpg.Connection) -> int:
-        """The connector ran out of pages: close the scan (deleting the unseen when allowed)."""
+    async def unseen(self, conn: asyncpg.Connection) -> list[str]:
+        """Live raw records of the stream that this scan has not seen (so far): the delete candidates."""
+        rows = await conn.fetch(
+            """SELECT r.source_id FROM raw.records r
+               WHERE r.source = $1 AND r.resource = $2 AND r.deleted_at IS NULL
+                 AND NOT EXISTS (SELECT 1 FROM etl.scan_seen s
+                                 WHERE s.scan_id = $3 AND s.source_id = r.source_id)
+               ORDER BY r.source_id""",
+            self.state.source,
+            self.state.resource,
+            self.state.scan_id,
+        )
+        return [r["source_id"] for r in rows]
+
+    async def complete(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        complete: bool = True,
+        gone: Sequence[str] | None = None,
+        allow_deletes: bool = False,
+        max_delete_share: float = 1.0,
+    ) -> int:
+        """The connector ran out of pages: close the scan and apply its verified deletes.
+
+        ``complete`` is the connector's word that it saw every page; the scan is also incomplete
+        when it committed fewer distinct records than ``expected_total``. An incomplete scan
+        deletes nothing, leaves ``scan_completed_at`` alone, stamps ``scan_incomplete_at`` (the
+        next run scans again whatever ``min_rescan_minutes`` says) and raises ``ScanIncomplete``.
+
+        ``gone``: candidates a lookup by id confirmed missing. ``None`` means the API has no
+        lookup: a record is deleted when this complete scan and the previous one both missed it
+        (``etl.scan_missing``). More deletes than ``max_delete_share`` of the live rows raise
+        ``MassDeleteRefused`` (nothing applied) unless ``allow_deletes``.
+        """
         state = self.state
         if state.mode == "incremental":
             return 0
+        scanning = state.mode == "full" or (state.window is not None and state.window.full)
         async with conn.transaction():
             seen = await conn.fetchval("SELECT count(*) FROM etl.scan_seen WHERE scan_id = $1", state.scan_id)
+            short = state.expected_total is not None and seen < state.expected_total
+            if scanning and (not complete or short):
+                await self._incomplete(conn)
+        if scanning and (not complete or short):
+            raise ScanIncomplete(
+                f"{state.source}/{state.resource}: the scan saw {seen} distinct records"
+                + (f" of {state.expected_total} expected" if state.expected_total is not None else "")
+                + " and could not re-read the rest; nothing deleted, the next run scans again"
+            )
+        async with conn.transaction():
             row = await read_checkpoint(conn, state.source, state.resource)
             previous_auth = row["scan_auth"] if row else None
-            may_delete = (
-                state.mode == "full" or (state.window is not None and state.window.full)
-            ) and deletes_allowed(state, seen, previous_auth)
+            may_delete = scanning and deletes_allowed(state, seen, previous_auth)
             deleted = 0
             if may_delete:
-                assert state.scan_id is not None
-                deleted = await delete_unseen(
-                    conn, state.source, state.resource, state.scan_id, self.owned_tables
-                )
+                deleted = await self._apply_deletes(conn, gone, allow_deletes, max_delete_share)
             if state.mode == "backfill":
                 await save_backfill_progress(conn, state, done=True)
             else:
@@ -287,7 +339,8 @@ class Tracker:
                                                          scan_seen, cursor, cursor_kind, run_id)
                        VALUES ($1, $2, '{}'::jsonb, now(), $3, $4, $5, $6, $7)
                        ON CONFLICT (source, resource) DO UPDATE SET scan = '{}'::jsonb,
-                           scan_completed_at = now(), scan_auth = EXCLUDED.scan_auth,
+                           scan_completed_at = now(), scan_incomplete_at = NULL,
+                           scan_auth = EXCLUDED.scan_auth,
                            scan_seen = EXCLUDED.scan_seen, updated_at = now(), run_id = EXCLUDED.run_id,
                            cursor = COALESCE(EXCLUDED.cursor, c.cursor),
                            cursor_kind = COALESCE(EXCLUDED.cursor_kind, c.cursor_kind)""",
@@ -301,6 +354,80 @@ class Tracker:
                 )
             await conn.execute("DELETE FROM etl.scan_seen WHERE scan_id = $1", state.scan_id)
         return deleted
+
+    async def _incomplete(self, conn: asyncpg.Connection) -> None:
+        """Close an incomplete scan: nothing deleted, the next run starts a new one."""
+        state = self.state
+        if state.mode == "backfill":
+            await save_backfill_progress(conn, state, done=False)
+        else:
+            await conn.execute(
+                """INSERT INTO etl.checkpoints (source, resource, scan, scan_incomplete_at, run_id)
+                   VALUES ($1, $2, '{}'::jsonb, now(), $3)
+                   ON CONFLICT (source, resource) DO UPDATE SET scan = '{}'::jsonb,
+                       scan_incomplete_at = now(), updated_at = now(), run_id = EXCLUDED.run_id""",
+                state.source,
+                state.resource,
+                self.run_id,
+            )
+            await conn.execute("DELETE FROM etl.scan_seen WHERE scan_id = $1", state.scan_id)
+
+    async def _apply_deletes(
+        self,
+        conn: asyncpg.Connection,
+        gone: Sequence[str] | None,
+        allow_deletes: bool,
+        max_delete_share: float,
+    ) -> int:
+        state = self.state
+        unseen = await self.unseen(conn)
+        if gone is None:  # no lookup by id: missing from this complete scan and the previous one
+            previous = {
+                r["source_id"]
+                for r in await conn.fetch(
+                    "SELECT source_id FROM etl.scan_missing WHERE source = $1 AND resource = $2",
+                    state.source,
+                    state.resource,
+                )
+            }
+            doomed = [i for i in unseen if i in previous]
+            await conn.execute(
+                "DELETE FROM etl.scan_missing WHERE source = $1 AND resource = $2",
+                state.source,
+                state.resource,
+            )
+            await conn.executemany(
+                "INSERT INTO etl.scan_missing (source, resource, source_id, run_id) VALUES ($1, $2, $3, $4)",
+                [(state.source, state.resource, i, self.run_id) for i in unseen if i not in previous],
+            )
+        else:
+            still = set(unseen)
+            doomed = [i for i in gone if i in still]
+        if not doomed:
+            return 0
+        live = await conn.fetchval(
+            "SELECT count(*) FROM raw.records WHERE source = $1 AND resource = $2 AND deleted_at IS NULL",
+            state.source,
+            state.resource,
+        )
+        share = len(doomed) / live if live else 1.0
+        if share > max_delete_share and not allow_deletes:
+            raise MassDeleteRefused(
+                f"{state.source}/{state.resource}: the scan would delete {len(doomed)} of {live} live "
+                f"records "
+                f"({share:.1%} > max_delete_share {max_delete_share:.1%}); nothing deleted. If the source "
+                "really lost them, run again with --allow-deletes (sync or backfill), or raise "
+                f"[sources.{state.source}] max_delete_share"
+            )
+        return await delete_ids(conn, state.source, state.resource, doomed, self.owned_tables)
+
+
+class ScanIncomplete(Exception):
+    """A full scan ended without seeing every record it expected: no deletes, the stream is ``incomplete``."""
+
+
+class MassDeleteRefused(Exception):
+    """A scan's verified deletes exceed ``max_delete_share``: none applied, the stream fails."""
 
 
 def deletes_allowed(state: StreamState, seen: int, previous_auth: str | None) -> bool:

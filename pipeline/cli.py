@@ -20,6 +20,7 @@ from pipeline.settings import Settings, config_path, load_settings
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 Handler = Callable[[argparse.Namespace], int]
+ALLOW_DELETES_HELP = "apply a scan's verified deletes even beyond the source's max_delete_share"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream_filters(p)
     p.add_argument("--full", action="store_true", help="full re-scan instead of an incremental run")
     p.add_argument("--no-progress", action="store_true", help="no progress bars, even on a terminal")
+    p.add_argument("--allow-deletes", action="store_true", help=ALLOW_DELETES_HELP)
 
     p = sub.add_parser("backfill", help="re-load a window or everything, without moving nightly checkpoints")
     p.add_argument("--source", help="source name (required unless --resume)")
@@ -47,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", help="window end, exclusive (default: now)")
     p.add_argument("--full", action="store_true", help="full re-scan")
     p.add_argument("--resume", type=int, metavar="ID", help="resume backfill ID from etl.backfills")
+    p.add_argument("--allow-deletes", action="store_true", help=ALLOW_DELETES_HELP)
 
     p = sub.add_parser("replay", help="rebuild the unified tables from raw.records (no API calls)")
     stream_filters(p)
@@ -168,6 +171,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; committed pages are kept, the next run resumes", file=sys.stderr)
         return 130
+    except Exception as exc:
+        lost = database_lost(exc)
+        if lost is None:
+            raise
+        print(
+            "error: the database is unreachable or the connection was lost "
+            f"({type(lost).__name__}: {redact_text(str(lost))}); "
+            "check that PostgreSQL is running and reachable (DATABASE_URL or [database] url), then "
+            "re-run: committed pages are kept and the next run resumes",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+
+
+def database_lost(exc: BaseException) -> BaseException | None:
+    """The connection-level database error inside ``exc`` (an exception group too), if any."""
+    import asyncpg
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, BaseExceptionGroup) and current.exceptions:
+            inner = database_lost(current.exceptions[0])
+            if inner is not None:
+                return inner
+        if isinstance(
+            current,
+            asyncpg.ConnectionDoesNotExistError
+            | asyncpg.InterfaceError
+            | asyncpg.CannotConnectNowError
+            | asyncpg.AdminShutdownError
+            | ConnectionError,
+        ):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def run_main(*_: Any) -> None:

@@ -132,6 +132,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             full=args.full,
             progress=bars,
             log_level=None,
+            allow_deletes=args.allow_deletes,
         )
     return _finish(result)
 
@@ -157,6 +158,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             resume=args.resume,
             progress=bars,
             log_level=None,
+            allow_deletes=args.allow_deletes,
         )
     return _finish(result)
 

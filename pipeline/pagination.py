@@ -12,8 +12,12 @@ Contract (sequential use)::
             break
         request = paginator.next_request()      # build next request
 
-Every paginator refuses to hand out the same request twice (``ContractError``: the API is looping)
-and stops after ``max_pages`` pages with ``capped = True`` so callers know the scan is partial.
+Every paginator refuses to hand out the same request twice, or to read the same page content
+twice (the same ids in the same order: a server ignoring the page parameter), with a
+``ContractError`` (the API is looping), and stops after ``max_pages`` pages with ``capped = True``
+so callers know the scan is partial. Without a configured ``max_pages`` the cap is derived from
+the total when the API gives one (``default_max_pages``: twice the pages it implies, plus slack for
+churn) and is ``DEFAULT_MAX_PAGES`` otherwise: no paging loop is unbounded.
 Offset-style paginators also give ``plan()``: every remaining page's request once the total is
 known, so several pages can be in flight.
 """
@@ -24,9 +28,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from pipeline.errors import ContractError
 from pipeline.redact import redact_url
+
+DEFAULT_MAX_PAGES = 50_000  # without a total: generous (a million records at 20 a page), but finite
+
+
+def default_max_pages(total: int | None, page_size: int) -> int:
+    """The page cap when none is configured: twice the pages ``total`` implies + slack, else a default."""
+    if total is None:
+        return DEFAULT_MAX_PAGES
+    return 2 * -(-max(total, 0) // max(page_size, 1)) + 10
+
+
+def page_fingerprint(items: list[Any]) -> tuple[str, ...] | None:
+    """The ids of a page's records in order (None when the page has no ids to compare)."""
+    ids = tuple(str(i["id"]) for i in items if isinstance(i, Mapping) and i.get("id") is not None)
+    return ids or None
 
 
 @dataclass(frozen=True)
@@ -36,6 +56,13 @@ class PageRequest:
     url: str
     params: Mapping[str, Any] = field(default_factory=dict)
     json: Any = None
+
+    def full_url(self, base_url: str) -> str:
+        """The URL this request fetches (relative paths joined to ``base_url``), redacted, for messages."""
+        url = self.url if "://" in self.url else f"{base_url.rstrip('/')}/{self.url.lstrip('/')}"
+        if self.params:
+            url += ("&" if "?" in url else "?") + urlencode([(k, str(v)) for k, v in self.params.items()])
+        return redact_url(url)
 
     def token(self) -> str:
         """A stable identity for loop detection."""
@@ -51,6 +78,7 @@ class Paginator:
         self.capped = False
         self._next: PageRequest | None = None
         self._issued: set[str] = set()
+        self._contents: dict[tuple[str, ...], int] = {}  # page fingerprint → the page that had it
 
     def first_request(self) -> PageRequest:
         request = self._first()
@@ -61,6 +89,16 @@ class Paginator:
         """Read one page, advance the state, and return the page's records."""
         items = self.items(page)
         self.pages_read += 1
+        fingerprint = page_fingerprint(items)
+        if fingerprint is not None and fingerprint in self._contents:
+            raise ContractError(
+                f"pagination loop: {type(self).__name__} read page {self.pages_read} with exactly the "
+                f"records of page {self._contents[fingerprint]} ({len(fingerprint)} ids, first "
+                f"{fingerprint[0]}); the API ignores the page parameter, so the scan stops here "
+                "(check base_url and the API version)"
+            )
+        if fingerprint is not None:
+            self._contents[fingerprint] = self.pages_read
         following = self._following(page, items)
         if following is not None and following.token() in self._issued:
             raise ContractError(
@@ -69,11 +107,21 @@ class Paginator:
                 f"returning the same cursor, so the scan stops here (raise page_size or event_limit, "
                 f"or check the API version)"
             )
-        if following is not None and self.max_pages is not None and self.pages_read >= self.max_pages:
+        if following is not None and self.pages_read >= self.page_cap():
             self.capped = True
             following = None
         self._next = following
         return items
+
+    def page_cap(self) -> int:
+        """``max_pages`` when configured, else derived from the total the API gave (if any)."""
+        if self.max_pages is not None:
+            return self.max_pages
+        return default_max_pages(*self._size_hint())
+
+    def _size_hint(self) -> tuple[int | None, int]:
+        """(total records if the API told, page size) for the default cap."""
+        return None, 1
 
     @property
     def has_next(self) -> bool:
@@ -153,6 +201,9 @@ class JsonApiPaginator(Paginator):
         link = _dig(page, "links", "next")
         return PageRequest(link) if isinstance(link, str) and link and items else None
 
+    def _size_hint(self) -> tuple[int | None, int]:
+        return self.total, self.limit
+
     def plan(self) -> list[PageRequest]:
         """After the first page: one request per remaining offset, to fetch them concurrently."""
         if self.total is None:
@@ -197,6 +248,9 @@ class OffsetPaginator(Paginator):
             return None
         return PageRequest(self.path, {**self.params, "limit": self.limit, "offset": self.offset})
 
+    def _size_hint(self) -> tuple[int | None, int]:
+        return self.total, self.limit
+
     def plan(self) -> list[PageRequest]:
         """After the first page: every remaining offset up to ``meta.pagination.total``."""
         if self.total is None:
@@ -238,6 +292,11 @@ class PageNumberPaginator(Paginator):
             return None
         self.page += 1
         return PageRequest(self.path, {**self.params, "page": self.page, "limit": self.limit})
+
+    def _size_hint(self) -> tuple[int | None, int]:
+        if self.nb_pages is not None:
+            return self.nb_pages, 1
+        return self.total, self.limit
 
 
 class ShortPagePaginator(Paginator):

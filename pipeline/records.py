@@ -36,6 +36,7 @@ class Reject:
     source_id: str | None
     payload: Any
     error: str
+    url: str | None = None  # the request URL of the page that held it, when known
 
 
 @dataclass(slots=True)

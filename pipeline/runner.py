@@ -56,6 +56,7 @@ from pipeline.checkpoints import Cursor, StreamState, Tracker
 from pipeline.errors import ConfigError, FatalError, SkippableRecordError, ViolationBudgetError
 from pipeline.load import Loader, resolve_refs
 from pipeline.load.context import read_context
+from pipeline.load.poison import screen
 from pipeline.log import bind_stream, get_logger
 from pipeline.progress import NoProgress, Progress
 from pipeline.records import Batch, Reject
@@ -67,6 +68,7 @@ from pipeline.transform import spec as transform_spec
 
 log = get_logger(__name__)
 MIN_RECORDS_FOR_REJECT_SHARE = 100  # below this a stream is judged only at its end
+SIGNALS: list[str] = []  # signals received by this process (``commands.run_interruptible`` notes them)
 
 
 class RequestCounters(Protocol):
@@ -89,6 +91,12 @@ class Page:
     expected_total: int | None = None
     nbytes: int = 0
     deletes: dict[str, list[str]] = field(default_factory=dict)
+    # The connector's word on its scan, given with its last page: False = it knows it missed pages
+    # or records (capped, churn it could not settle); the stream then ends ``incomplete``.
+    complete: bool | None = None
+    # A lookup's verdict without content to load: raw ids that still exist (never deleted).
+    present: tuple[str, ...] = ()
+    url: str | None = None  # where the page came from: named in the rejects of its records
 
 
 class Stream(Protocol):
@@ -118,6 +126,18 @@ class RunContext:
     run_id: int
     started_at: datetime
     progress: Progress = field(default_factory=NoProgress)
+    allow_deletes: bool = False  # --allow-deletes: a scan's verified deletes pass max_delete_share
+    results: list[StreamResult] = field(default_factory=list)  # every stream that ended, in order
+    lock_conn: asyncpg.Connection | None = None  # holds the run lock: a live run is never "stale"
+    interrupted_by: list[str] = field(default_factory=lambda: SIGNALS)  # what cancelled the run
+
+
+class RunAborted(Exception):
+    """SIGTERM / SIGINT: the run and its streams are recorded ``aborted``; ``summary`` says what was done."""
+
+    def __init__(self, summary: RunSummary) -> None:
+        super().__init__(f"run {summary.run_id} aborted")
+        self.summary = summary
 
 
 def plan_streams(
@@ -175,6 +195,7 @@ class _Consumer:
         self.unknown_seen: set[tuple[str, str]] = set()  # vocabulary values logged once per stream
         self.fields = drift.FieldTally()  # field paths of the fetched records (schema drift)
         self.written_tables: set[str] = set()  # tables this stream changed rows in (for resolve_refs)
+        self.complete: bool | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -190,7 +211,8 @@ class _Consumer:
         try:
             part = transform(self.kind, self.stream.resource, page.doc, self.context)
         except SkippableRecordError as exc:  # the transform gave up on the whole page
-            part = Batch(rejects=[Reject(self.stream.resource, None, page.doc, str(exc))])
+            part = Batch(rejects=[Reject(self.stream.resource, None, page.doc, str(exc), url=page.url)])
+        part = screen(part, self.stream.source.name, page.url)  # NUL, too deep: rejected, not loaded
         for field_name, value in part.unknown:
             if (field_name, value) not in self.unknown_seen:
                 self.unknown_seen.add((field_name, value))
@@ -210,6 +232,8 @@ class _Consumer:
             self.cursor = page.cursor if self.cursor is None else checkpoints.later(self.cursor, page.cursor)
         if page.expected_total is not None:
             self.total = page.expected_total
+        if page.complete is not None:
+            self.complete = page.complete
         for target, ids in page.deletes.items():
             self.deletes.setdefault(target, []).extend(ids)
 
@@ -272,11 +296,28 @@ async def _pump(
     context = await read_context(conn, state.source, needs)
     consumer = _Consumer(ctx, stream, tracker, loader, r, context)
 
+    await _drain(stream.pages(state), queue, consumer)
+    consumer.check_rejects(final=True)
+    gone = await _verify_unseen(stream, state, tracker, conn, queue, consumer)
+    r.deleted += await tracker.complete(
+        conn,
+        complete=consumer.complete is not False,
+        gone=gone,
+        allow_deletes=ctx.allow_deletes,
+        max_delete_share=stream.source.max_delete_share,
+    )
+    if consumer.written_tables:  # nothing written, nothing new to point at
+        await resolve_refs(conn, state.source, consumer.written_tables)
+    await _check_drift(ctx, stream, conn, consumer.fields)
+
+
+async def _drain(pages: AsyncIterator[Page], queue: asyncio.Queue[Page | None], consumer: _Consumer) -> None:
+    """Producer → bounded queue → consumer until ``pages`` ends; a fetch error fails after the commit."""
     fetch_error: list[Exception] = []
 
     async def produce() -> None:
         try:
-            async for page in stream.pages(state):
+            async for page in pages:
                 await queue.put(page)
         except Exception as exc:  # let the consumer commit what was already fetched, then fail
             fetch_error.append(exc)
@@ -290,11 +331,50 @@ async def _pump(
         raise _first_error(group) from None
     if fetch_error:
         raise fetch_error[0]
-    consumer.check_rejects(final=True)
-    r.deleted += await tracker.complete(conn)
-    if consumer.written_tables:  # nothing written, nothing new to point at
-        await resolve_refs(conn, state.source, consumer.written_tables)
-    await _check_drift(ctx, stream, conn, consumer.fields)
+
+
+async def _verify_unseen(
+    stream: Stream,
+    state: StreamState,
+    tracker: Tracker,
+    conn: asyncpg.Connection,
+    queue: asyncio.Queue[Page | None],
+    consumer: _Consumer,
+) -> list[str] | None:
+    """Look the records the scan did not see up by id; return those confirmed gone.
+
+    The records that answer are loaded like any page (a targeted re-read: they count as seen and
+    their content is refreshed). ``None``: the connector has no lookup by id, so the two-scan
+    rule applies. Nothing is looked up for a scan that cannot delete anyway.
+    """
+    lookup: Callable[[Sequence[str]], AsyncIterator[Page]] | None = getattr(stream, "lookup", None)
+    scanning = state.mode == "full" or (state.window is not None and state.window.full)
+    if lookup is None or not scanning or state.expected_total is None or consumer.complete is False:
+        return None
+    candidates = await tracker.unseen(conn)
+    if not candidates:
+        return []
+    log.info("verify_unseen", candidates=len(candidates))
+    present: set[str] = set()
+
+    async def answers() -> AsyncIterator[Page]:
+        async for page in lookup(candidates):
+            present.update(page.present)
+            yield page
+
+    await _drain(answers(), queue, consumer)
+    if present:  # they exist: seen by this scan, as far as deleting goes
+        await conn.execute(
+            "INSERT INTO etl.scan_seen (scan_id, source_id) SELECT $1, unnest($2::text[]) "
+            "ON CONFLICT DO NOTHING",
+            state.scan_id,
+            sorted(present),
+        )
+    gone = [i for i in await tracker.unseen(conn) if i not in present]
+    log.info(
+        "verify_unseen_done", candidates=len(candidates), answered=len(candidates) - len(gone), gone=len(gone)
+    )
+    return gone
 
 
 async def _check_drift(
@@ -348,6 +428,17 @@ async def run_stream(
                 ctx.progress.start(f"{name}/{stream.resource}", state.expected_total)
                 await _pump(ctx, stream, state, conn, r)
                 r.status = "succeeded"
+            except checkpoints.ScanIncomplete as exc:
+                r.status, r.error = "incomplete", str(exc)
+                log.warning("stream_incomplete", error=r.error)
+            except checkpoints.MassDeleteRefused as exc:
+                r.status, r.error = "failed", str(exc)
+                log.error("stream_failed", error=r.error)
+            except asyncio.CancelledError:  # SIGTERM / SIGINT: the batch in flight rolled back
+                r.status = "aborted"
+                by = " or ".join(ctx.interrupted_by) or "cancellation"
+                r.error = f"interrupted by {by}; committed pages are kept, the next run resumes"
+                raise
             except RescanNotDue as exc:
                 r.status, r.error = "skipped", str(exc)
                 log.info("stream_skipped", reason="rescan_not_due", detail=str(exc))
@@ -359,13 +450,27 @@ async def run_stream(
             finally:
                 r.duration_seconds = round(time.monotonic() - started, 3)
                 _copy_stats(stream, r)
-                if r.stream_run_id is None:
-                    r.stream_run_id = await runs.start_stream_run(conn, ctx.run_id, r)
-                await runs.finish_stream_run(conn, r)
+                ctx.results.append(r)
+                await _record_stream_end(ctx, conn, r)
                 await locks.unlock_stream(conn, name, stream.resource)
                 ctx.progress.finish(f"{name}/{stream.resource}", r.status)
         log.info("stream_finished", **_summary(r))
     return r
+
+
+async def _record_stream_end(ctx: RunContext, conn: asyncpg.Connection, r: StreamResult) -> None:
+    """Write the stream's row; after a cancelled query its connection may be unusable, so use another."""
+    try:
+        if r.stream_run_id is None:
+            r.stream_run_id = await runs.start_stream_run(conn, ctx.run_id, r)
+        await runs.finish_stream_run(conn, r)
+    except (asyncpg.InterfaceError, asyncpg.PostgresError):
+        if r.status != "aborted":
+            raise
+        async with ctx.pool.acquire() as other:
+            if r.stream_run_id is None:
+                r.stream_run_id = await runs.start_stream_run(other, ctx.run_id, r)
+            await runs.finish_stream_run(other, r)
 
 
 def _summary(r: StreamResult) -> dict[str, Any]:
@@ -384,6 +489,8 @@ async def _check_rescan_due(
     if state.mode != "full" or wait <= 0 or state.committed:
         return  # incremental, no minimum, or a scan in progress that must be finished
     row = await checkpoints.read_checkpoint(conn, stream.source.name, stream.resource)
+    if row is not None and row["scan_incomplete_at"] is not None:
+        return  # the last scan did not see everything: scan again now
     done = row["scan_completed_at"] if row else None
     if done is not None and (now - done).total_seconds() < wait * 60:
         minutes = (now - done).total_seconds() / 60
@@ -443,18 +550,61 @@ async def run_sources(
 
 
 async def open_run(
-    settings: Settings, pool: asyncpg.Pool, command: str, args: dict[str, Any], progress: Progress | None
+    settings: Settings,
+    pool: asyncpg.Pool,
+    command: str,
+    args: dict[str, Any],
+    progress: Progress | None,
+    *,
+    allow_deletes: bool = False,
 ) -> RunContext:
-    async with pool.acquire() as conn:
-        config = str(settings.path) if settings.path else None
-        run_id = await runs.start_run(conn, command, args, config)
-    return RunContext(settings, pool, run_id, datetime.now(UTC), progress or NoProgress())
+    config = str(settings.path) if settings.path else None
+    lock_conn: asyncpg.Connection = await pool.acquire()
+    try:
+        run_id = await runs.start_run(lock_conn, command, args, config)
+        await runs.hold_run_lock(lock_conn, run_id)
+        stale = await runs.abort_stale_runs(lock_conn, run_id)
+    except BaseException:
+        await pool.release(lock_conn)
+        raise
+    if stale:
+        log.warning("stale_runs_aborted", runs=stale, reason="their process died; locks were free")
+    return RunContext(
+        settings,
+        pool,
+        run_id,
+        datetime.now(UTC),
+        progress or NoProgress(),
+        allow_deletes=allow_deletes,
+        lock_conn=lock_conn,
+    )
+
+
+async def _release_run_lock(ctx: RunContext) -> None:
+    conn, ctx.lock_conn = ctx.lock_conn, None
+    if conn is None:
+        return
+    try:
+        await runs.release_run_lock(conn, ctx.run_id)
+    finally:
+        await ctx.pool.release(conn)
+
+
+async def abort_run(ctx: RunContext, command: str) -> RunAborted:
+    """After SIGTERM / SIGINT: the run ``aborted`` in the books, with what its streams did."""
+    reason = f"interrupted by {' or '.join(ctx.interrupted_by) or 'cancellation'}"
+    async with ctx.pool.acquire() as conn:
+        await runs.finish_run(conn, ctx.run_id, "aborted", reason)
+    await _release_run_lock(ctx)
+    log.warning("run_aborted", run_id=ctx.run_id, command=command, reason=reason)
+    return RunAborted(RunSummary(ctx.run_id, command, "aborted", list(ctx.results), error=reason))
 
 
 async def close_run(ctx: RunContext, command: str, results: list[StreamResult]) -> RunSummary:
     status = runs.run_status(results) if results else "succeeded"
     async with ctx.pool.acquire() as conn:
         await runs.finish_run(conn, ctx.run_id, status)
+    await _release_run_lock(ctx)
     log.info("run_finished", run_id=ctx.run_id, command=command, status=status, streams=len(results))
     return RunSummary(ctx.run_id, command, status, results)
 
@@ -469,11 +619,17 @@ async def run_sync(
     stream_factory: StreamFactory,
     client_factory: ClientFactory = no_client,
     progress: Progress | None = None,
+    allow_deletes: bool = False,
 ) -> RunSummary:
     """``pipeline sync``: every planned stream, incremental where possible (``full`` forces re-scans)."""
     plan = plan_streams(settings, sources, resources)
     args = {"sources": list(sources or ()), "resources": list(resources or ()), "full": full}
-    ctx = await open_run(settings, pool, "sync", args, progress)
+    if allow_deletes:
+        args["allow_deletes"] = True
+    ctx = await open_run(settings, pool, "sync", args, progress, allow_deletes=allow_deletes)
     begin = nightly_state(ctx, full)
-    results = await run_sources(plan, stream_factory, client_factory, lambda s: run_stream(ctx, s, begin))
+    try:
+        results = await run_sources(plan, stream_factory, client_factory, lambda s: run_stream(ctx, s, begin))
+    except asyncio.CancelledError:
+        raise await abort_run(ctx, "sync") from None
     return await close_run(ctx, "sync", results)

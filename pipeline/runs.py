@@ -6,6 +6,7 @@ CLI prints with ``--json``).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from dataclasses import dataclass, field
@@ -74,8 +75,12 @@ class RunSummary:
     error: str | None = None
     backfill_id: int | None = None
 
+    signal: int | None = None  # the signal that aborted the run
+
     @property
     def exit_code(self) -> int:
+        if self.signal is not None:
+            return 128 + self.signal  # SIGTERM 143, SIGINT 130
         return 0 if self.status == "succeeded" else 1
 
 
@@ -101,6 +106,52 @@ async def start_run(
         os.getpid(),
     )
     return run_id
+
+
+def run_lock_key(run_id: int) -> int:
+    """The advisory lock a live run holds for its whole life (a dead run's is free)."""
+    digest = hashlib.blake2b(f"pipeline.run:{run_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+async def hold_run_lock(conn: asyncpg.Connection, run_id: int) -> None:
+    await conn.execute("SELECT pg_advisory_lock($1)", run_lock_key(run_id))
+
+
+async def release_run_lock(conn: asyncpg.Connection, run_id: int) -> None:
+    await conn.execute("SELECT pg_advisory_unlock($1)", run_lock_key(run_id))
+
+
+async def abort_stale_runs(conn: asyncpg.Connection, found_by: int) -> list[int]:
+    """Mark ``aborted`` every run left ``running`` whose run lock is free: its process died (SIGKILL).
+
+    A live run holds its lock on an open connection, so ``pg_try_advisory_lock`` fails for it; a
+    killed run's connection closed and PostgreSQL freed the lock. Its running streams are
+    aborted too. Returns the run ids marked.
+    """
+    marked = []
+    for row in await conn.fetch("SELECT id FROM etl.runs WHERE status = 'running' AND id <> $1", found_by):
+        key = run_lock_key(row["id"])
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+            continue  # alive (or being finished right now)
+        try:
+            note = f"the run's process ended without finishing it (found by run {found_by})"
+            await conn.execute(
+                "UPDATE etl.stream_runs SET status = 'aborted', finished_at = now(), "
+                "error = coalesce(error, $2) WHERE run_id = $1 AND status = 'running'",
+                row["id"],
+                note,
+            )
+            await conn.execute(
+                "UPDATE etl.runs SET status = 'aborted', finished_at = now(), error = coalesce(error, $2) "
+                "WHERE id = $1 AND status = 'running'",
+                row["id"],
+                note,
+            )
+            marked.append(row["id"])
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", key)
+    return marked
 
 
 async def finish_run(conn: asyncpg.Connection, run_id: int, status: str, error: str | None = None) -> None:

@@ -185,6 +185,9 @@ class SourceSettings(BaseModel):
     # Schema drift (a field path new since the baseline, or an expected one gone): "warn" logs it,
     # "fail" also fails the stream (pipeline.drift).
     on_drift: Literal["warn", "fail"] = "warn"
+    # A complete scan whose verified deletes exceed this share of the stream's live rows applies
+    # none and fails (`--allow-deletes` on sync/backfill, or raise this, lets them through).
+    max_delete_share: float = Field(default=0.05, ge=0, le=1)
     # Connector-specific keys (validated by the connector; see CONNECTOR_OPTIONS).
     options: dict[str, Any] = Field(default_factory=dict)
 

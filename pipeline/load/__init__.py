@@ -20,7 +20,7 @@ flags), ``plans`` (staging layouts, quoting, merge SQL), ``hashing``, ``counts``
 """
 
 from pipeline.load.counts import LoadCounts
-from pipeline.load.deletes import delete_unseen, resolve_refs, soft_delete
+from pipeline.load.deletes import delete_ids, resolve_refs, soft_delete
 from pipeline.load.hashing import raw_hash, row_hash, strip_paths
 from pipeline.load.loader import AfterHook, Loader
 
@@ -28,7 +28,7 @@ __all__ = [
     "AfterHook",
     "LoadCounts",
     "Loader",
-    "delete_unseen",
+    "delete_ids",
     "raw_hash",
     "resolve_refs",
     "row_hash",

@@ -86,20 +86,20 @@ async def soft_delete(
     return int(status.rsplit(" ", 1)[-1])
 
 
-async def delete_unseen(
-    conn: asyncpg.Connection, source: str, resource: str, scan_id: str, owned: Sequence[str]
+async def delete_ids(
+    conn: asyncpg.Connection, source: str, resource: str, ids: Sequence[str], owned: Sequence[str]
 ) -> int:
-    """After a complete scan: soft-delete raw records (and their rows in ``owned`` tables) it did not see."""
+    """Soft-delete raw records of ``resource`` by id (and their rows in ``owned`` tables)."""
     gone = await conn.fetch(
         """UPDATE raw.records r SET deleted_at = now()
            WHERE r.source = $1 AND r.resource = $2 AND r.deleted_at IS NULL
-             AND NOT EXISTS (SELECT 1 FROM etl.scan_seen s WHERE s.scan_id = $3 AND s.source_id = r.source_id)
+             AND r.source_id = ANY($3::text[])
            RETURNING r.source_id""",
         source,
         resource,
-        scan_id,
+        list(ids),
     )
-    ids = [r["source_id"] for r in gone]
+    done = [r["source_id"] for r in gone]
     for table in owned:
-        await soft_delete(conn, table, source, ids)
-    return len(ids)  # one per record, however many tables held it
+        await soft_delete(conn, table, source, done)
+    return len(done)  # one per record, however many tables held it

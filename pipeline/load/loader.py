@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 
 import asyncpg
-import orjson
 
 from pipeline import tables
 from pipeline.load.counts import LoadCounts
 from pipeline.load.entities import upsert_entities
-from pipeline.load.hashing import json_default
 from pipeline.load.links import replace_links
-from pipeline.load.raw import upsert_raw
+from pipeline.load.poison import reject_payload
+from pipeline.load.raw import mark_seen, upsert_raw
 from pipeline.load.staging import Staging
 from pipeline.records import Batch
 from pipeline.redact import redact_text
@@ -84,6 +83,12 @@ class Loader:
                 if batch.rejects:
                     await self._insert_rejects(batch)
                     counts.rejected = len(batch.rejects)
+                    # A rejected record still exists at the source: the scan saw it, so it is not
+                    # deleted (nor a reason to call the scan incomplete).
+                    rejected = {str(r.source_id) for r in batch.rejects if r.source_id is not None}
+                    loaded = {str(r.source_id) for r in batch.raw} if land_raw else set()
+                    if seen_scan is not None and rejected - loaded:
+                        await mark_seen(st, seen_scan, sorted(rejected - loaded))
                 if nested and st.staged:
                     await st.conn.execute("; ".join(f"DELETE FROM {stage}" for stage in st.staged))
                 if after is not None:
@@ -96,18 +101,15 @@ class Loader:
         return counts
 
     async def _insert_rejects(self, batch: Batch) -> None:
+        """Rejects with their payload: jsonb when it can hold it, else text (``load.poison``)."""
+        rows = []
+        for r in batch.rejects:
+            as_json, as_text = reject_payload(r.payload)
+            error = redact_text(r.error)
+            rows.append((self.run_id, self.source, r.resource, r.source_id, as_json, as_text, error, r.url))
         await self.conn.executemany(
-            "INSERT INTO etl.rejects (run_id, source, resource, source_id, payload, error) "
-            "VALUES ($1, $2, $3, $4, $5::text::jsonb, $6)",
-            [
-                (
-                    self.run_id,
-                    self.source,
-                    r.resource,
-                    r.source_id,
-                    orjson.dumps(r.payload, default=json_default).decode(),
-                    redact_text(r.error),
-                )
-                for r in batch.rejects
-            ],
+            "INSERT INTO etl.rejects "
+            "(run_id, source, resource, source_id, payload, payload_text, error, url) "
+            "VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8)",
+            rows,
         )

@@ -13,7 +13,9 @@ real service (the README says so too).
   until the first dated work. Page keys are a stable per-range base + the page number, so an
   interrupted scan resumes each range, splits included, where it stopped. A range that cannot be
   split any further makes the scan partial (no deletes). A complete scan reports the distinct
-  ids it saw as ``expected_total`` and holds the newest ``updatedAt`` as the nightly cursor.
+  ids it saw as ``expected_total`` and holds the newest ``updatedAt`` as the nightly cursor; the
+  runner then looks the unseen records up with ``Media(id_in: …)`` (``lookup``) and deletes only
+  those that do not answer.
 * **incremental**: ``sort: UPDATED_AT_DESC`` from the top until ``updatedAt`` < the checkpoint
   (already capped at the run start and lagged by the runner, minus ``cursor_lag_seconds``); the
   new cursor rides on the last page.
@@ -67,6 +69,14 @@ QUERY = (
     "    pageInfo { hasNextPage }\n"
     "    media(type: $type, sort: $sort, startDate_greater: $startDate_greater,"
     " startDate_lesser: $startDate_lesser) {" + MEDIA_FIELDS + "    }\n  }\n}"
+)
+
+
+LOOKUP_QUERY = (
+    "query ($page: Int, $perPage: Int, $type: MediaType, $ids: [Int]) {\n"
+    "  Page(page: $page, perPage: $perPage) {\n"
+    "    pageInfo { hasNextPage }\n"
+    "    media(type: $type, id_in: $ids, sort: [ID]) {" + MEDIA_FIELDS + "    }\n  }\n}"
 )
 
 
@@ -243,9 +253,27 @@ class AniListStream:
                     todo.extendleft(reversed(halves))
             elif outcome == "limited":
                 complete = False
-        complete = complete and len(seen) > 0  # an empty catalogue is a glitch, never a mass delete
         log.info("anilist_scan_done", distinct=len(seen), complete=complete)
-        yield Page(empty_page(), cursor=newest, expected_total=len(seen) if complete else None)
+        if not complete:
+            log.warning("anilist_scan_incomplete", distinct=len(seen))
+        total = (
+            len(seen) if complete and seen else None
+        )  # an empty catalogue is a glitch, never a mass delete
+        yield Page(empty_page(), cursor=newest, expected_total=total, complete=complete)
+
+    async def lookup(self, ids: Sequence[str]) -> AsyncIterator[Page]:
+        """The media among ``ids`` that still exist, ``Media(id_in: …)`` a page size at a time.
+
+        They are the same documents a scan page holds, so they load as pages (a targeted re-read).
+        """
+        numeric = [int(i) for i in ids if i.isdigit()]
+        size = self.source.page_size
+        for start in range(0, len(numeric), size):
+            chunk = numeric[start : start + size]
+            variables = {"page": 1, "perPage": size, "type": TYPES[self.resource], "ids": chunk}
+            request = PageRequest(self.source.base_url, {}, {"query": LOOKUP_QUERY, "variables": variables})
+            doc, nbytes = await self._post(request)
+            yield Page(doc, nbytes=nbytes)
 
     async def _partition(
         self, part: Partition, state: StreamState
@@ -329,4 +357,12 @@ class AniListStream:
         return response.data, response.nbytes
 
 
-__all__ = ["QUERY", "AniListStream", "Partition", "build_stream", "client_options", "partitions"]
+__all__ = [
+    "LOOKUP_QUERY",
+    "QUERY",
+    "AniListStream",
+    "Partition",
+    "build_stream",
+    "client_options",
+    "partitions",
+]

@@ -4,11 +4,14 @@
 total, so the scan walks pages in order and stops on a short or empty page. Page keys are page
 numbers: a crashed scan resumes at the first page it had not committed.
 
-Deletes need a known total and v1 has none. The scan therefore reports ``expected_total`` only
-when it ended normally (a short or empty page, no ``max_pages`` cap) and every page held exactly
-the records it should (ids ascending across pages, none twice: an insert during the scan shifts a
-record onto the next page and shows up as a repeat). It is then the number of distinct ids seen,
-which the runner compares with what the scan committed before soft-deleting the rest.
+Deletes need a known total and v1 has none. A pass is orderly when every page held exactly the
+records it should (ids ascending across pages, none twice: an insert during the scan shifts a
+record onto the next page and shows up as a repeat); a pass that is not is followed by another,
+up to ``MAX_PASSES``. The scan is complete when its last pass was orderly and not capped
+(``max_pages``, else ``pagination.DEFAULT_MAX_PAGES``; a server ignoring ``?page`` repeats a page
+and stops the scan with a ``ContractError``). Only then does it report ``expected_total`` = the
+distinct ids seen; the runner looks each unseen record up (``GET {type}/{id}``) and deletes only
+those that answer 404. A resumed scan starts from the ids its committed pages loaded.
 
 ``series_pages = true`` replaces each small model by its full ``{type}/{id}/page`` model
 (characters, staff, …), ``max_in_flight`` of them at a time: one extra request per record.
@@ -19,10 +22,12 @@ Auth is the OAuth2 client-credentials grant from ``[sources.X.auth]`` (``kind =
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.checkpoints import StreamState
+from pipeline.errors import HTTPStatusError
 from pipeline.http import RequestStats, ServiceClient
 from pipeline.log import get_logger
 from pipeline.models import catalog as _catalog  # noqa: F401  (registers the catalog table specs)
@@ -34,6 +39,17 @@ from pipeline.sources.common import auth_identity, check_resource, completed, op
 log = get_logger(__name__)
 
 TYPES = {"anime": "anime", "manga": "manga"}
+MAX_PASSES = 3
+
+
+@dataclass(slots=True)
+class _Walk:
+    """What passes over the listing learnt: ids seen (the whole scan), and the last pass's verdict."""
+
+    seen: set[str] = field(default_factory=set)
+    orderly: bool = True
+    sorted: bool = True  # every page's ids ascending (else the server ignores sort=id)
+    capped: bool = False
 
 
 def client_options(source: SourceSettings) -> dict[str, Any]:
@@ -64,7 +80,29 @@ class AniListV1Stream:
         return f"AniListV1Stream(source={self.source.name!r}, resource={self.resource!r})"
 
     async def pages(self, state: StreamState) -> AsyncIterator[Page]:
+        walk = _Walk(seen=set(state.seen_ids))
         start = state.committed.first_missing(1)
+        async for page in self._walk(start, walk, keyed=True):
+            yield page
+        passes = 1
+        while not walk.orderly and walk.sorted and not walk.capped and passes < MAX_PASSES:
+            # Membership moved under the walk (a repeat, ids out of order): read it all again,
+            # unkeyed (the first pass's progress is committed), until one pass is orderly.
+            passes += 1
+            log.info("anilist_v1_reread", pass_number=passes)
+            walk = _Walk(seen=walk.seen)
+            async for page in self._walk(1, walk, keyed=False):
+                yield page
+        complete = walk.orderly and not walk.capped
+        log.info("anilist_v1_scan_done", passes=passes, distinct=len(walk.seen), complete=complete)
+        if not complete:
+            log.warning("anilist_v1_scan_incomplete", passes=passes, capped=walk.capped)
+        # v1 has no total: a complete scan expects what it saw; empty is a glitch, never a mass delete
+        total = len(walk.seen) if complete and walk.seen else None
+        yield Page([], expected_total=total, complete=complete)
+
+    async def _walk(self, start: int, walk: _Walk, *, keyed: bool) -> AsyncIterator[Page]:
+        """One pass from page ``start`` to a short or empty page (or the page cap)."""
         paginator = ShortPagePaginator(
             f"browse/{self.resource}",
             page_size=self.source.page_size,
@@ -74,31 +112,49 @@ class AniListV1Stream:
         )
         request: PageRequest | None = paginator.first_request()
         number = start
-        seen: set[Any] = set()
+        mine: set[str] = set()
         last_id: int | None = None
-        orderly = True
         while request is not None:
             doc, nbytes = await self._get(request)
             items = paginator.update(doc)
             ids = [s.get("id") for s in items if isinstance(s, Mapping)]
             numeric = [i for i in ids if isinstance(i, int)]
-            if (
-                len(set(ids) & seen)
-                or numeric != sorted(numeric)
-                or (last_id is not None and numeric and numeric[0] <= last_id)
-            ):
-                orderly = False
-                log.warning("anilist_v1_page_shifted", page=number, fix="the next complete scan settles it")
-            seen.update(ids)
+            keys = {str(i) for i in ids if i is not None}
+            if numeric != sorted(numeric):  # not sorted by id at all: reading again cannot help
+                walk.orderly = walk.sorted = False
+                log.warning("anilist_v1_page_unsorted", page=number, fix="the scan is incomplete")
+            elif keys & mine or (last_id is not None and numeric and numeric[0] <= last_id):
+                walk.orderly = False
+                log.warning("anilist_v1_page_shifted", page=number, fix="the scan reads the listing again")
+            mine |= keys
+            walk.seen |= keys
             last_id = numeric[-1] if numeric else last_id
             if self.series_pages and items:
                 doc = await self._details(items)
-            yield Page(doc, key=number, nbytes=nbytes)
+            url = request.full_url(self.source.base_url)
+            yield Page(doc, key=number if keyed else None, nbytes=nbytes, url=url)
             request = paginator.next_request() if paginator.has_next else None
             number += 1
-        complete = orderly and not paginator.capped and len(seen) > 0  # empty: a glitch, never a mass delete
-        log.info("anilist_v1_scan_done", pages=number - start, distinct=len(seen), complete=complete)
-        yield Page([], expected_total=len(seen) if complete else None)
+        walk.capped = paginator.capped
+
+    async def lookup(self, ids: Sequence[str]) -> AsyncIterator[Page]:
+        """Which of ``ids`` still exist (``GET {type}/{id}``: 200, or 404 when gone).
+
+        The series model is not the browse model, so nothing is loaded from it: the ids that
+        answer are reported ``present`` (kept) and the others are gone.
+        """
+
+        async def probe(ident: str) -> str | None:
+            try:
+                await self._get(PageRequest(f"{self.resource}/{ident}"))
+            except HTTPStatusError as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            return ident
+
+        answered = [i async for i in completed(list(ids), probe, self.source.max_in_flight)]
+        yield Page([], present=tuple(i for i in answered if i is not None))
 
     async def _details(self, items: list[Any]) -> list[Any]:
         """The full ``{type}/{id}/page`` model of every series on a browse page (order kept)."""

@@ -6,8 +6,12 @@ change feed: every run re-scans and the loader's content hashes keep unchanged r
 Paging is ``sort=id`` with ``page[offset]``: the first page gives ``meta.count``, then every other
 page is planned (``JsonApiPaginator.plan``) and fetched ``parallel_pages`` at a time (default
 ``max_in_flight``), each yielded as soon as it arrives with ``key`` = its page number, so an
-interrupted scan resumes with exactly the pages it lacks. A scan that fetched every planned page
-ends with ``expected_total`` = that first ``meta.count``: only then may unseen rows be soft-deleted.
+interrupted scan resumes with exactly the pages it lacks. A count that moves during a pass means
+membership changed under it: the listing is read again (``MAX_PASSES``) until a pass sees one
+count; a scan that never settles (or hits the page cap) ends ``complete = False``, the stream
+``incomplete``. A complete scan ends with ``expected_total`` = the settled count, and the runner
+looks every record it did not see up with ``filter[id]=…`` (``lookup``, page-size batches): those
+that answer are loaded (a targeted re-read), only the others are soft-deleted.
 
 Compound documents: ``include=`` asks for the linkage each unified table needs (``categories`` on
 media → ``media_genres``, ``media`` on episodes, ``item`` on mappings, ``character`` on
@@ -29,7 +33,7 @@ deletes only follow a previous complete scan of the same identity.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +42,7 @@ from pipeline.checkpoints import StreamState
 from pipeline.http import RequestStats, ServiceClient
 from pipeline.log import get_logger
 from pipeline.models import catalog as _catalog  # noqa: F401  (registers the catalog table specs)
-from pipeline.pagination import JsonApiPaginator, PageRequest
+from pipeline.pagination import JsonApiPaginator, PageRequest, default_max_pages
 from pipeline.runner import Page
 from pipeline.settings import OAuthPasswordAuth, SourceSettings
 from pipeline.sources.common import auth_identity, check_resource, completed, option
@@ -47,6 +51,7 @@ from pipeline.transform.kitsu import MEDIA_TYPES
 log = get_logger(__name__)
 
 JSONAPI = "application/vnd.api+json"
+MAX_PASSES = 3
 
 
 @dataclass(frozen=True)
@@ -117,26 +122,71 @@ class KitsuStream:
     def paginator(self) -> JsonApiPaginator:
         params = {"include": self.route.include} if self.route.include else {}
         params |= {f"fields[{kind}]": "slug" for kind in self.route.slim}
-        return JsonApiPaginator(self.route.path, limit=self.source.page_size, params=params)
+        return JsonApiPaginator(
+            self.route.path, limit=self.source.page_size, params=params, max_pages=self.source.max_pages
+        )
 
     async def pages(self, state: StreamState) -> AsyncIterator[Page]:
         paginator = self.paginator()
-        first, nbytes = await self._get(paginator.first_request())
+        opening = paginator.first_request()
+        first, nbytes = await self._get(opening)
         paginator.update(first)
         total = paginator.total
         if 0 not in state.committed:
-            yield Page(first, key=0, nbytes=nbytes)
+            yield Page(first, key=0, nbytes=nbytes, url=self._url(opening))
         if total is None:  # no meta.count: walk links.next, one page at a time
             async for page in self._follow(paginator, state):
                 yield page
+            complete = not paginator.capped
+            if paginator.capped:
+                log.warning("kitsu_scan_capped", pages=paginator.pages_read, max_pages=paginator.max_pages)
+            yield Page({"data": []}, complete=complete)
             return
-        plan = paginator.plan()
-        capped = self.source.max_pages is not None and len(plan) + 1 > self.source.max_pages
-        if capped:
-            plan = plan[: max(0, (self.source.max_pages or 1) - 1)]
-        todo = [(n, req) for n, req in enumerate(plan, start=1) if n not in state.committed]
-        log.info("kitsu_scan_planned", total=total, pages=len(plan) + 1, todo=len(todo), width=self.width)
-        counts: set[int] = {total}
+        # The scan pages by offset over ``sort=id``: a record deleted below an offset already read
+        # shifts the rest left and one record slips between two pages; an insert shifts them right
+        # (a duplicate, harmless). A count that moved during a pass means membership changed under
+        # it, so the whole listing is read again (pages keyed None: progress is already committed)
+        # until one pass sees a stable count, at most MAX_PASSES passes. A stable count can still
+        # hide a delete plus an insert: the runner then looks every unseen record up by id.
+        cap = self.source.max_pages or default_max_pages(total, self.source.page_size)
+        passes, stable, capped = 0, False, False
+        while not stable and passes < MAX_PASSES:
+            passes += 1
+            plan = paginator.plan()
+            if len(plan) + 1 > cap:
+                plan, capped = plan[: max(0, cap - 1)], True
+            todo = [(n, req) for n, req in enumerate(plan, start=1) if passes > 1 or n not in state.committed]
+            log.info(
+                "kitsu_scan_planned",
+                total=total,
+                pages=len(plan) + 1,
+                todo=len(todo),
+                width=self.width,
+                pass_number=passes,
+            )
+            counts: set[int] = {total}
+            async for page in self._read(todo, counts, keyed=passes == 1):
+                yield page
+            stable = len(counts) == 1
+            if not stable:
+                log.warning(
+                    "kitsu_scan_churned", counts=sorted(counts), pass_number=passes, fix="reading again"
+                )
+                again, size = await self._get(opening)
+                count = again.get("meta", {}).get("count") if isinstance(again, Mapping) else None
+                total = count if isinstance(count, int) else max(counts)
+                paginator.total = total
+                yield Page(again, nbytes=size, url=self._url(opening))
+        complete = stable and not capped
+        if not complete:
+            log.warning("kitsu_scan_incomplete", passes=passes, capped=capped, total=total)
+        deletes = complete and self.route.deletes and total > 0  # an empty catalogue is a glitch
+        yield Page({"data": []}, expected_total=total if deletes else None, complete=complete)
+
+    async def _read(
+        self, todo: list[tuple[int, PageRequest]], counts: set[int], *, keyed: bool
+    ) -> AsyncIterator[Page]:
+        """Fetch planned pages ``width`` at a time, noting every ``meta.count`` they report."""
 
         async def fetch(item: tuple[int, PageRequest]) -> Page:
             number, request = item
@@ -144,23 +194,39 @@ class KitsuStream:
             count = doc.get("meta", {}).get("count") if isinstance(doc, Mapping) else None
             if isinstance(count, int):
                 counts.add(count)
-            return Page(doc, key=number, nbytes=size)
+            return Page(doc, key=number if keyed else None, nbytes=size, url=self._url(request))
 
         async for page in completed(todo, fetch, self.width):
             yield page
-        consistent = len(counts) == 1 and not capped and total > 0  # an empty catalogue is a glitch
-        if not consistent:
-            log.warning("kitsu_scan_unreliable", counts=sorted(counts), capped=capped)
-        yield Page({"data": []}, expected_total=total if consistent and self.route.deletes else None)
+
+    async def lookup(self, ids: Sequence[str]) -> AsyncIterator[Page]:
+        """The records among ``ids`` (raw keys) that still exist, ``filter[id]`` in page-size batches."""
+        plain = [i.split("/", 1)[1] if self.resource in MEDIA_TYPES and "/" in i else i for i in ids]
+        size = self.source.page_size
+        base = self.paginator()
+        chunks = [plain[i : i + size] for i in range(0, len(plain), size)]
+
+        async def fetch(chunk: list[str]) -> Page:
+            params = {**base.params, "filter[id]": ",".join(chunk), "page[limit]": size, "page[offset]": 0}
+            request = PageRequest(self.route.path, params)
+            doc, nbytes = await self._get(request)
+            return Page(doc, nbytes=nbytes, url=self._url(request))
+
+        async for page in completed(chunks, fetch, self.width):
+            yield page
 
     async def _follow(self, paginator: JsonApiPaginator, state: StreamState) -> AsyncIterator[Page]:
         number = 0
         while paginator.has_next:
             number += 1
-            doc, nbytes = await self._get(paginator.next_request())
+            request = paginator.next_request()
+            doc, nbytes = await self._get(request)
             paginator.update(doc)
             if number not in state.committed:
-                yield Page(doc, key=number, nbytes=nbytes)
+                yield Page(doc, key=number, nbytes=nbytes, url=self._url(request))
+
+    def _url(self, request: PageRequest) -> str:
+        return request.full_url(self.source.base_url)
 
     async def _get(self, request: PageRequest) -> tuple[Any, int]:
         response = await self.client.request("GET", request.url, params=request.params, stats=self.stats)

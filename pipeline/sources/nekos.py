@@ -5,10 +5,11 @@ ORDER BY, so a scan sees duplicates on one page and misses on another. The conne
 distinct ids it has seen; after the first pass it re-reads pages, those next to a duplicate first
 (a row that moved there left a gap on its neighbour), until it has seen ``total`` distinct ids or
 spent ``MAX_EXTRA_PASSES`` passes. Only then does its last page carry ``expected_total``, the
-runner's permission to soft-delete the rows the scan did not see. A resumed scan (pages committed
-by a run that stopped) reads only the pages left and makes no extra passes; it still reports the
-total, and the runner, which counts the distinct ids the whole scan loaded, deletes only if every
-one was seen (else a boundary row missed across the two runs waits for the next scan).
+runner's permission to delete the rows the scan did not see once ``lookup`` (``GET /<singular>/<id>``
+answering 404) has confirmed them gone; otherwise the scan is ``complete = False`` and the stream
+ends ``incomplete``. A resumed scan (pages committed by a run that stopped) starts from the ids
+those pages loaded (``state.seen_ids``) and does everything a fresh scan does: the pages left,
+then the re-read passes. Every loop is bounded (``max_pages``, else ``default_max_pages``).
 
 The 1 req/s limit is the ``ServiceClient``'s business (limiter, pause on 429, violation budget
 that stops the service with the committed pages saved); the kind defaults set ``max_in_flight=1``.
@@ -19,16 +20,18 @@ unchanged image is never rewritten.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import pipeline.models.images  # noqa: F401  (registers the catalog image table specs)
 from pipeline.checkpoints import StreamState
-from pipeline.errors import ConfigError, ContractError
+from pipeline.errors import ConfigError, ContractError, HTTPStatusError
 from pipeline.http import RequestStats, ServiceClient
 from pipeline.log import get_logger
+from pipeline.pagination import PageRequest, default_max_pages
 from pipeline.runner import Page
 from pipeline.settings import BearerAuth, SourceSettings
+from pipeline.sources.common import completed
 from pipeline.transform.nekos import page_items
 
 log = get_logger(__name__)
@@ -78,13 +81,16 @@ class NekosStream:
         return f"NekosStream(source={self.source.name!r}, resource={self.resource!r})"
 
     async def pages(self, state: StreamState) -> AsyncIterator[Page]:
-        seen: set[str] = set()
-        holders: dict[str, int] = {}  # id → the page it was first seen on
+        # A resumed scan starts from the ids its committed pages loaded, and then does everything
+        # a fresh scan does: the pages left, then re-reads until every expected record was seen.
+        seen: set[str] = set(state.seen_ids)
+        holders: dict[str, int] = {}  # id → the page it was first seen on (this run)
         suspects: set[int] = set()  # pages next to a duplicate: where a missed row most likely sits
-        resumed = len(state.committed) > 0
         total = 0
         count = 1
         number = 0
+        requests = 0
+        cap = self.source.max_pages
         while number < count:
             wanted: list[int] = []
             while number < count and len(wanted) < self.source.max_in_flight:
@@ -92,31 +98,53 @@ class NekosStream:
                     wanted.append(number)
                 number += 1
             for n, body, nbytes in await self._fetch(wanted):
+                requests += 1
                 total = _total(body) or total
-                count = max(count, -(-total // self.limit))
+                count = min(max(count, -(-total // self.limit)), cap or default_max_pages(total, self.limit))
                 fresh = self._absorb(n, body, seen, holders, suspects)
-                yield Page(self._with(body, fresh), key=n, nbytes=nbytes)
+                yield Page(self._with(body, fresh), key=n, nbytes=nbytes, url=self._url(n))
+        budget = cap or default_max_pages(total, self.limit) * (MAX_EXTRA_PASSES + 1)
         passes = 0
-        while not resumed and len(seen) < total and passes < MAX_EXTRA_PASSES:
+        while len(seen) < total and passes < MAX_EXTRA_PASSES and requests < budget:
             passes += 1
             first = sorted(p for p in suspects if 0 <= p < count)
             order = first + [n for n in range(count) if n not in suspects]
             log.info("nekos_reread", missing=total - len(seen), pass_number=passes, suspects=len(suspects))
             for n in order:
-                if len(seen) >= total:
+                if len(seen) >= total or requests >= budget:
                     break
                 [(_, body, nbytes)] = await self._fetch([n])
+                requests += 1
                 total = _total(body) or total
                 fresh = self._absorb(n, body, seen, holders, suspects)
                 if fresh:
-                    yield Page(self._with(body, fresh), nbytes=nbytes)
-        # A resumed scan cannot count the ids of the pages committed before it, but the runner can
-        # (it compares the distinct ids the whole scan loaded with expected_total before deleting).
-        complete = resumed or len(seen) >= total
+                    yield Page(self._with(body, fresh), nbytes=nbytes, url=self._url(n))
+        complete = len(seen) >= total
         if not complete:
-            log.warning("nekos_scan_incomplete", seen=len(seen), total=total)
+            log.warning("nekos_scan_incomplete", seen=len(seen), total=total, passes=passes)
         empty = {"success": True, "data": [], "meta": {"pagination": {"total": total}}}
-        yield Page(empty, expected_total=total if complete else None)
+        yield Page(empty, expected_total=total if complete else None, complete=complete)
+
+    async def lookup(self, ids: Sequence[str]) -> AsyncIterator[Page]:
+        """Which of ``ids`` still exist (``GET /<singular>/<id>``: 200 or 404), one request each.
+
+        The detail model differs from the listing's, so nothing is loaded from it: the ids that
+        answer are reported ``present`` (kept, never deleted) and the rest are gone.
+        """
+
+        async def probe(rid: str) -> str | None:
+            try:
+                await self.client.request("GET", f"{self.path}/{rid}", stats=self.stats)
+            except HTTPStatusError as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            return rid
+
+        answered = [rid async for rid in completed(list(ids), probe, self.source.max_in_flight)]
+        present = tuple(rid for rid in answered if rid is not None)
+        empty = {"success": True, "data": [], "meta": {"pagination": {"total": 0}}}
+        yield Page(empty, present=present)
 
     def _absorb(
         self, n: int, body: Any, seen: set[str], holders: dict[str, int], suspects: set[int]
@@ -131,7 +159,7 @@ class NekosStream:
                 seen.add(rid)
                 holders[rid] = n
                 fresh.append(record)
-            elif holders[rid] != n:
+            elif holders.get(rid, n) != n:  # a resumed scan does not know where earlier ids were
                 for page in (holders[rid], n):
                     suspects.update((page - 1, page, page + 1))
         return fresh
@@ -139,6 +167,10 @@ class NekosStream:
     @staticmethod
     def _with(body: Any, records: list[Any]) -> dict[str, Any]:
         return {**body, "data": records}
+
+    def _url(self, n: int) -> str:
+        params = {"limit": self.limit, "offset": n * self.limit}
+        return PageRequest(self.path, params).full_url(self.source.base_url)
 
     async def _fetch(self, numbers: list[int]) -> list[tuple[int, Any, int]]:
         async def one(n: int) -> tuple[int, Any, int]:

@@ -147,6 +147,7 @@ class FakeStream:
     on_page: Callable[[int], Any] | None = None
     stats: RequestStats = field(default_factory=RequestStats)
     started_with: list[tuple[str, Any, list[list[int]]]] = field(default_factory=list)
+    looked_up: list[str] = field(default_factory=list)  # ids the runner asked about after a scan
 
     async def pages(self, state: StreamState) -> AsyncIterator[Page]:
         self.started_with.append((state.mode, state.cursor, state.committed.ranges()))
@@ -163,6 +164,14 @@ class FakeStream:
             cursor = self.cursors[n] if self.cursors is not None else None
             yield Page(doc, key=n, cursor=cursor, expected_total=doc["meta"]["count"], nbytes=100)
             yielded += 1
+
+    async def lookup(self, ids: Sequence[str]) -> AsyncIterator[Page]:
+        """The records among ``ids`` that the fake source still serves (its docs), as one page."""
+        wanted = set(ids)
+        self.looked_up.extend(sorted(wanted))
+        found = [rec for doc in self.docs for rec in doc["data"] if str(rec.get("id")) in wanted]
+        self.stats.requests += 1
+        yield Page(page_doc(found), nbytes=100)
 
 
 async def _maybe_await(value: Any) -> None:

@@ -115,7 +115,8 @@ async def test_v1_series_pages_and_partial_scans_never_delete(sandbox: Sandbox, 
         anilist={"drop": True},
         anilist_v1={"resources": ["anime"], "series_pages": True, "max_pages": 1},
     )
-    partial = await sync(detailed, pool, full=True)
+    partial = await sync(detailed, pool, full=True, expect="incomplete")  # capped: not everything seen
+    assert partial.exit_code == 1
     assert stream(partial, "anilist_v1", "anime").requests == 1 + 40
     assert stream(partial, "anilist_v1", "anime").deleted == 0
     assert await live_media(pool, "anilist_v1") == anime

@@ -137,7 +137,9 @@ async def test_lock_held_by_another_session_skips(db: asyncpg.Pool) -> None:
 async def test_complete_scan_soft_deletes_the_unseen_and_revives_the_returning(db: asyncpg.Pool) -> None:
     """A complete scan that saw the expected total deletes unseen rows; a later scan brings them back."""
     await sync(db, fake(docs(2)))
-    summary = await sync(db, fake(docs(2, skip=frozenset({3, 7}))))
+    gone = fake(docs(2, skip=frozenset({3, 7})))
+    summary = await sync(db, gone, allow_deletes=True)  # 2 of 10 is past the 5 % guard
+    assert gone.looked_up == ["3", "7"]  # verified by id before deleting
     assert summary.streams[0].deleted == 2  # records 3 and 7 (each counted once, not per table)
     assert await shows(db, "deleted_at IS NOT NULL") == ["3", "7"]
     assert await db.fetchval("SELECT count(*) FROM raw.records WHERE deleted_at IS NOT NULL") == 2
@@ -154,7 +156,7 @@ async def test_partial_or_short_or_differently_authenticated_scans_delete_nothin
     await sync(db, fake(docs(2, skip=frozenset({1})), auth_identity="anonymous"))
     assert await shows(db, "deleted_at IS NOT NULL") == []
     assert await db.fetchval("SELECT scan_auth FROM etl.checkpoints") == "anonymous"
-    await sync(db, fake(docs(2, skip=frozenset({1})), auth_identity="anonymous"))
+    await sync(db, fake(docs(2, skip=frozenset({1})), auth_identity="anonymous"), allow_deletes=True)
     assert await shows(db, "deleted_at IS NOT NULL") == ["1"]
 
 

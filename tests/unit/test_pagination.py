@@ -97,7 +97,7 @@ def test_nekos_offset_limit_stops_at_total_and_plans() -> None:
         {"limit": 25, "offset": 50},
     ]
     assert paginator.next_request().params == {"limit": 25, "offset": 25}
-    paginator.update(envelope)
+    paginator.update({**envelope, "data": [{"id": f"b{i}"} for i in range(25)]})  # pages hold distinct ids
     paginator.next_request()
     paginator.update({"success": True, "data": [{"id": "z"}] * 10, "meta": {"pagination": {"total": 60}}})
     assert not paginator.has_next

@@ -248,7 +248,12 @@ async def test_anilist_nightly_walk_stops_at_the_checkpoint_and_sets_the_cursor_
 
 async def test_anilist_nightly_walk_past_the_depth_cap_asks_for_a_full_scan() -> None:
     """More changes than one query can page through is an error naming the fix."""
-    client = FakeClient(lambda *a: media_page([{"id": 1, "updatedAt": 10**9}] * 50, more=True))
+
+    def reply(method: str, url: str, params: Any, body: Any) -> Any:
+        base = body["variables"]["page"] * 50  # each page its own records, as AniList serves them
+        return media_page([{"id": base + i, "updatedAt": 10**9} for i in range(50)], more=True)
+
+    client = FakeClient(reply)
     stream = anilist.AniListStream(source("anilist"), "anime", client)  # type: ignore[arg-type]
     with pytest.raises(FatalError, match="--full"):
         await collect(stream.pages(state("incremental", cursor=1)))
