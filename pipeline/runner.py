@@ -33,7 +33,14 @@ The protocol a connector implements (``pipeline.sources.build_stream`` returns o
   (AniList ``UPDATED_AT_DESC``, Zou events) sets it only on its last page. In full mode it is held
   until the scan completes (Zou: the newest event id/time when the full sync began).
 * ``Page.expected_total`` (``meta.count``, ``total``): a scan that ends having seen that many
-  distinct records soft-deletes the records it did not see; without it nothing is deleted.
+  distinct records may delete the records it did not see; without it nothing is deleted. Before
+  deleting, the runner calls the connector's optional ``lookup(ids)`` (pages of the records that
+  still answer, or ``Page.present`` ids): only the rest are deleted; without ``lookup`` a record
+  must be missed by two consecutive complete scans. More deletes than ``max_delete_share`` of the
+  live rows fail the stream unless ``--allow-deletes``.
+* ``Page.complete = False`` on the last page: the connector knows it missed records (capped,
+  churn it could not settle); the stream ends ``incomplete`` (exit 1), deletes nothing, and the
+  next run scans again. So does a scan that committed fewer distinct records than its total.
 * ``Page.deletes`` = {table or resource: [source_id, …]} for tombstones (Zou ``*:delete`` events),
   applied in the page's transaction.
 * The scan completes when ``pages()`` returns; raising fails the stream (committed pages stay).
