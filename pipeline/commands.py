@@ -255,12 +255,24 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not runs:
         print("no run yet: try `pipeline sync`")
         return 0
-    headers = ("run", "command", "status", "started", "seconds", "streams", "failed", "rows changed", "error")
+    headers = (
+        "run",
+        "command",
+        "status",
+        "started",
+        "seconds",
+        "streams",
+        "failed",
+        "rows changed",
+        "deleted",
+        "error",
+    )
     body = []
     for r in runs:
         seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at else None
-        failed = sum(1 for s in r.streams if s.get("status") == "failed")
+        failed = sum(1 for s in r.streams if s.get("status") in ("failed", "incomplete", "aborted"))
         changed = sum(int(s.get("inserted") or 0) + int(s.get("updated") or 0) for s in r.streams)
+        deleted = sum(int(s.get("deleted") or 0) for s in r.streams)
         body.append(
             [
                 r.run_id,
@@ -271,6 +283,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
                 len(r.streams),
                 failed,
                 changed,
+                deleted,
                 (r.error or "")[:60] or None,
             ]
         )

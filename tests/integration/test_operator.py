@@ -83,6 +83,11 @@ async def test_sync_status_and_runs_json(sandbox: Sandbox, db_url: str, tmp_path
     assert runs[0]["status"] == "succeeded"
     assert {s["resource"] for s in runs[0]["streams"]} == {"anime", "categories"}
     assert all(s["inserted"] > 0 for s in runs[0]["streams"])
+    assert all(s["deleted"] == 0 for s in runs[0]["streams"])
+
+    code, out, err = await cli(db_url, config, "runs", "--last", "5")
+    assert code == 0, err
+    assert out.splitlines()[0].split()[-2:] == ["deleted", "error"]  # deletes shown per run
 
 
 async def test_a_failing_stream_exits_1_and_shows_its_error(
