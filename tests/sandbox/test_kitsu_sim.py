@@ -160,3 +160,24 @@ async def test_control_api_update_changes_the_served_record(ctx: SandboxContext,
     deleted = await client.delete(f"/_sandbox/records/anime/{work.kitsu_id}")
     assert deleted.status == 200
     assert (await client.get(f"/api/edge/anime/{work.kitsu_id}")).status == 404
+
+
+async def test_filter_id_looks_records_up_and_leaves_out_the_gone(
+    ctx: SandboxContext, client: Client
+) -> None:
+    """``filter[id]=a,b,c`` on a listing answers the records that exist, as Kitsu does; bad ids are a 400."""
+    world = ctx.need_world()
+    anime = [w for w in world.live() if w.kind == "anime" and w.kitsu_id and not w.adult][:3]
+    world.delete_work(anime[1])
+    ids = ",".join(str(w.kitsu_id) for w in anime)
+    body = await (await client.get("/api/edge/anime", params={"filter[id]": ids})).json(content_type=None)
+    assert [d["id"] for d in body["data"]] == [str(anime[0].kitsu_id), str(anime[2].kitsu_id)]
+    assert body["meta"]["count"] == 2
+    categories = await (await client.get("/api/edge/categories", params={"filter[id]": "1,2"})).json(
+        content_type=None
+    )
+    assert sorted(d["id"] for d in categories["data"]) == [
+        str(c.id) for c in world.categories if c.id in (1, 2)
+    ]
+    bad = await client.get("/api/edge/anime", params={"filter[id]": "1,x"})
+    assert bad.status == 400

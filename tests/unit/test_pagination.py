@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.errors import ContractError
 from pipeline.pagination import (
+    DEFAULT_MAX_PAGES,
     GraphQLPagePaginator,
     JsonApiPaginator,
     OffsetPaginator,
@@ -16,6 +17,7 @@ from pipeline.pagination import (
     Paginator,
     ShortPagePaginator,
     ZouEventsPaginator,
+    default_max_pages,
 )
 
 
@@ -221,3 +223,31 @@ def test_zou_events_short_page_below_the_cap_is_the_last() -> None:
     paginator.update(events(*[(f"e{n}", "2024-05-02T10:00:00") for n in range(999)]))
     assert not paginator.has_next
     assert paginator.server_cap is None
+
+
+def test_same_page_content_twice_is_a_loop_even_with_new_urls() -> None:
+    """A server ignoring the page parameter answers new URLs with the same records: stopped at page 2."""
+    paginator = ShortPagePaginator("browse/anime", page_size=2)
+    paginator.first_request()
+    same = [{"id": 1}, {"id": 2}]
+    paginator.update(same)
+    paginator.next_request()
+    with pytest.raises(ContractError, match="ignores the page parameter"):
+        paginator.update(same)
+
+
+def test_without_max_pages_the_cap_is_finite() -> None:
+    """An endless links.next with fresh records stops at the default cap; a known total caps lower."""
+    assert default_max_pages(100, 20) == 2 * 5 + 10
+    assert default_max_pages(None, 20) == DEFAULT_MAX_PAGES
+    paginator = JsonApiPaginator("anime", limit=1)
+    paginator.first_request()
+    pages = 0
+    while True:
+        pages += 1
+        paginator.update({"data": [{"id": str(pages)}], "links": {"next": f"anime?page[offset]={pages}"}})
+        if not paginator.has_next:
+            break
+        paginator.next_request()
+    assert paginator.capped
+    assert pages == DEFAULT_MAX_PAGES
