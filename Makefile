@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test unit lint typecheck format bench clean sandbox status
+.PHONY: help install demo test unit lint typecheck format bench clean sandbox status wheel-check
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,6 +37,9 @@ format: $(STAMP) ## apply ruff formatting and safe fixes
 
 typecheck: $(STAMP) ## mypy --strict on pipeline/
 	$(BIN)/mypy
+
+wheel-check: ## build the wheel, install it in a fresh venv outside the repo, migrate + sandbox + sync
+	PYTHON=$(PYTHON) .ci/wheel-check
 
 bench: $(STAMP) ## benchmarks; results in bench/results/
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'

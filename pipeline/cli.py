@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -77,10 +78,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("db", help="the database: print its URL or stop the embedded server")
     p.add_argument("action", choices=("url", "stop"))
+    p.add_argument(
+        "--show-password",
+        action="store_true",
+        help='print the password too (for psql "$(pipeline db url --show-password)"); default: masked',
+    )
     return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def _database_settings(args: argparse.Namespace) -> Settings:
+    """The settings for a command that needs only the database (``migrate``, ``db url``).
+
+    With no ``--config``/``$PIPELINE_CONFIG`` and no default file, the database is still known
+    (``DATABASE_URL`` or the embedded server): an installed package migrates from any directory.
+    """
+    if args.config is None and not os.environ.get("PIPELINE_CONFIG") and not config_path(None).exists():
+        return Settings()
     return load_settings(args.config)
 
 
@@ -94,7 +111,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     from pipeline import db
 
-    settings = _settings(args)
+    settings = _database_settings(args)
     url = db.resolve_url(settings.database_url())
 
     async def go() -> list[str]:
@@ -116,11 +133,8 @@ def cmd_db(args: argparse.Namespace) -> int:
         stopped = db.stop_embedded()
         print("embedded database stopped" if stopped else "embedded database was not running")
         return EXIT_OK
-    try:
-        configured = load_settings(args.config).database_url()
-    except ConfigError:
-        configured = None  # `db url` must work even before a config exists
-    print(db.display_url(db.resolve_url(configured)))
+    url = db.resolve_url(_database_settings(args).database_url())
+    print(url if args.show_password else db.display_url(url))
     return EXIT_OK
 
 

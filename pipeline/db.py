@@ -18,6 +18,8 @@ import os
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,8 +32,22 @@ from pipeline.log import get_logger
 from pipeline.redact import redact_text, redact_url
 
 ROOT = Path(__file__).resolve().parent.parent
-SQL_DIR = ROOT / "sql"
-DATA_DIR = Path(os.environ.get("PIPELINE_DATA_DIR", ROOT / ".data"))
+# The migrations ship inside the package (pipeline.sql = the repository's sql/ folder).
+SQL_DIR: Traversable = resources.files("pipeline.sql")
+QUERIES_DIR: Traversable = SQL_DIR / "queries"
+
+
+def default_data_dir() -> Path:
+    """``$PIPELINE_DATA_DIR``; else ``.data/`` of a source checkout; else the user's data folder."""
+    if os.environ.get("PIPELINE_DATA_DIR"):
+        return Path(os.environ["PIPELINE_DATA_DIR"])
+    if (ROOT / "pyproject.toml").is_file() and (ROOT / "sql").is_dir():
+        return ROOT / ".data"  # running from the repository (editable install, make demo)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "pipeline"  # an installed wheel: never inside site-packages
+
+
+DATA_DIR = default_data_dir()
 MIGRATION_LOCK = 0x5049_5045  # advisory lock key shared by every migrating process
 _MIGRATION_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
@@ -172,7 +188,7 @@ async def pool_for(url: str, **kwargs: Any) -> AsyncIterator[asyncpg.Pool]:
 class Migration:
     version: str
     name: str
-    path: Path
+    path: Traversable
     checksum: str
 
     @property
@@ -180,10 +196,11 @@ class Migration:
         return self.path.read_text(encoding="utf-8")
 
 
-def discover(sql_dir: Path = SQL_DIR) -> list[Migration]:
+def discover(sql_dir: Traversable = SQL_DIR) -> list[Migration]:
     """Every ``NNN_name.sql`` in order; two files with one number are an error."""
     found: dict[str, Migration] = {}
-    for path in sorted(sql_dir.glob("*.sql")):
+    files = [p for p in sql_dir.iterdir() if p.is_file() and p.name.endswith(".sql")]
+    for path in sorted(files, key=lambda p: p.name):
         match = _MIGRATION_FILE.match(path.name)
         if not match:
             raise MigrationError(f"{path}: migration files are named NNN_lower_snake.sql; rename it")
@@ -195,7 +212,7 @@ def discover(sql_dir: Path = SQL_DIR) -> list[Migration]:
     return list(found.values())
 
 
-async def migrate(conn: asyncpg.Connection, sql_dir: Path = SQL_DIR) -> list[str]:
+async def migrate(conn: asyncpg.Connection, sql_dir: Traversable = SQL_DIR) -> list[str]:
     """Apply pending migrations in order; return the names applied. Safe to run concurrently."""
     migrations = discover(sql_dir)
     applied_now: list[str] = []

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from pipeline.runner import run_sync
 from pipeline.runs import RunSummary
 from pipeline.settings import load_settings
 
-QUERIES = db.ROOT / "sql" / "queries"
+QUERIES = db.QUERIES_DIR
 ROWS_SHOWN = 5
 SANDBOX_START_SECONDS = 60.0
 
@@ -105,16 +106,16 @@ def _written(path: Path) -> bool:
     return path.exists()
 
 
-def query_title(sql: str, path: Path) -> str:
+def query_title(sql: str, path: Traversable) -> str:
     for line in sql.splitlines():
         if line.startswith("--"):
             return line.lstrip("- ").strip()
-    return path.stem
+    return path.name.removesuffix(".sql")
 
 
 async def show_queries(pool: asyncpg.Pool) -> None:
     """Run every example query and print its first rows."""
-    for path in sorted(QUERIES.glob("*.sql")):
+    for path in sorted((p for p in QUERIES.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name):
         sql = path.read_text(encoding="utf-8")
         try:
             rows = await pool.fetch(sql)

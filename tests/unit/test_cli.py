@@ -81,3 +81,44 @@ def test_unknown_database_and_role_name_the_fix(config: Path, database_url: str)
 def test_main_returns_2_for_a_refused_database(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", f"postgresql://u@127.0.0.1:{free_port()}/x")
     assert main(["--config", str(config), "--log-level", "error", "migrate"]) == 2
+
+
+def no_config_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PIPELINE_CONFIG"}
+    return {**env, **extra}
+
+
+def test_db_url_honours_database_url_without_a_config_file(tmp_path: Path) -> None:
+    url = "postgresql://etl:s3cr%40t@db.example:5432/warehouse"
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "db", "url"],
+        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+        env=no_config_env(DATABASE_URL=url),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "postgresql://etl:***@db.example:5432/warehouse"
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "db", "url", "--show-password"],
+        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+        env=no_config_env(DATABASE_URL=url),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == url  # usable as psql "$(pipeline db url --show-password)"
+
+
+@pytest.mark.db
+def test_migrate_from_any_directory_without_a_config(tmp_path: Path, empty_db_url: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "migrate"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+        env=no_config_env(DATABASE_URL=empty_db_url),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    expected = sorted(p.name for p in (Path(__file__).resolve().parents[2] / "sql").glob("*.sql"))
+    assert done.stdout.strip() == f"applied {len(expected)} migration(s): " + ", ".join(expected)
+
+
+def test_a_named_config_that_is_missing_is_still_an_error(tmp_path: Path) -> None:
+    done = run("--config", str(tmp_path / "nope.toml"), "migrate")
+    assert done.returncode == 2
+    assert "nope.toml: config file not found" in done.stderr
