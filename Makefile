@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test unit lint typecheck format bench clean sandbox status wheel-check
+.PHONY: help install demo test unit compat lint typecheck format bench clean sandbox status wheel-check
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,6 +26,10 @@ test: lint typecheck unit ## lint + typecheck + the whole test suite
 
 unit: $(STAMP) ## the test suite only (pytest)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+compat: $(STAMP) ## the connector against CGWire's real zou + gazu (pinned; own venv, database, Redis; ~5 min)
+	DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} timeout 1200 \
+		$(BIN)/python -m pytest -m compat tests/compat -p no:cacheprovider -rs -s $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff format check + ruff lint
 	$(BIN)/ruff format --check pipeline tests bench

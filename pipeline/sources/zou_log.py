@@ -251,7 +251,7 @@ class EventsLog:
         """
         async with self._lock:
             if self._start is None:
-                window = await self._walk(None, None, min(self.limit, 100), stats, floor_window=overlap)
+                window = await self._walk(None, None, self.limit, stats, floor_window=overlap)
                 self._start = EventCursor().advance(window, overlap)
                 self._remember(window, self._start.after(overlap), complete=True)
             return self._start

@@ -1,0 +1,1 @@
+"""Compatibility suites against real servers (slow; ``make compat``)."""
