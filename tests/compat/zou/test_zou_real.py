@@ -178,7 +178,7 @@ async def test_a_server_capped_page_loses_no_event(
 async def test_token_expiry_during_a_long_sync(
     zou_server: ZouServer, seeded: dict[str, Any], pool: asyncpg.Pool
 ) -> None:
-    """Access tokens of 2 s on a rate-limited sync of several seconds: renewed by /auth/refresh-token, one login only."""
+    """2-second access tokens on a rate-limited sync: renewed by /auth/refresh-token, one login only."""
     server = zou_server.servers["short"]
     mark = server.mark()
     started = time.perf_counter()
