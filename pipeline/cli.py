@@ -24,26 +24,78 @@ Handler = Callable[[argparse.Namespace], int]
 ALLOW_DELETES_HELP = "apply a scan's verified deletes even beyond the source's max_delete_share"
 
 
+GLOBAL_DEFAULTS: dict[str, Any] = {"config": None, "log_level": "info", "log_json": None}
+
+
+def _global_options(suppress: bool) -> argparse.ArgumentParser:
+    """``--config``/``--log-*``, accepted before and after the subcommand.
+
+    The subcommands' copies default to SUPPRESS so a flag given before the subcommand is not
+    overwritten by the subparser's default; ``main`` fills the defaults in afterwards.
+    """
+    default = argparse.SUPPRESS if suppress else None
+    common = argparse.ArgumentParser(add_help=False)
+    opts = common.add_argument_group("global options (before or after the command)")
+    opts.add_argument(
+        "--config", default=default, help="config file (default: $PIPELINE_CONFIG or config/pipeline.toml)"
+    )
+    opts.add_argument("--log-level", default=default, choices=log.LEVELS, help="default: info")
+    fmt = opts.add_mutually_exclusive_group()
+    fmt.add_argument(
+        "--log-json", dest="log_json", action="store_true", default=default, help="JSON log lines"
+    )
+    fmt.add_argument(
+        "--log-console",
+        dest="log_json",
+        action="store_false",
+        default=default,
+        help="readable log lines (default: JSON unless stderr is a terminal)",
+    )
+    return common
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pipeline", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="config file (default: $PIPELINE_CONFIG or config/pipeline.toml)")
-    parser.add_argument("--log-level", default="info", choices=log.LEVELS)
-    fmt = parser.add_mutually_exclusive_group()
-    fmt.add_argument("--log-json", dest="log_json", action="store_true", default=None, help="JSON log lines")
-    fmt.add_argument("--log-console", dest="log_json", action="store_false", help="readable log lines")
+    parser = argparse.ArgumentParser(
+        prog="pipeline",
+        description=__doc__.splitlines()[0],
+        parents=[_global_options(suppress=True)],
+        epilog="Run 'pipeline COMMAND --help' for a command's options and an example.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _global_options(suppress=True)
+
+    class _Sub:
+        def add_parser(self, name: str, *, help: str, example: str) -> argparse.ArgumentParser:
+            return sub.add_parser(
+                name,
+                help=help,
+                description=help[0].upper() + help[1:] + ".",
+                epilog="example:\n  " + example,
+                parents=[common],
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+
+    commands = _Sub()
 
     def stream_filters(p: argparse.ArgumentParser) -> None:
         p.add_argument("--source", action="append", help="only this source (repeatable)")
         p.add_argument("--resource", action="append", help="only this resource (repeatable)")
 
-    p = sub.add_parser("sync", help="sync every enabled source (incremental where the API allows)")
+    p = commands.add_parser(
+        "sync",
+        help="sync every enabled source (incremental where the API allows)",
+        example="pipeline sync --source kitsu --log-json",
+    )
     stream_filters(p)
     p.add_argument("--full", action="store_true", help="full re-scan instead of an incremental run")
     p.add_argument("--no-progress", action="store_true", help="no progress bars, even on a terminal")
     p.add_argument("--allow-deletes", action="store_true", help=ALLOW_DELETES_HELP)
 
-    p = sub.add_parser("backfill", help="re-load a window or everything, without moving nightly checkpoints")
+    p = commands.add_parser(
+        "backfill",
+        help="re-load a window or everything, without moving nightly checkpoints",
+        example="pipeline backfill --source anilist --since 2024-01-01 --until 2024-07-01",
+    )
     p.add_argument("--source", help="source name (required unless --resume)")
     p.add_argument("--resource", action="append", help="only this resource (repeatable)")
     p.add_argument("--since", help="window start, YYYY-MM-DD or ISO datetime (UTC)")
@@ -52,17 +104,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", type=int, metavar="ID", help="resume backfill ID from etl.backfills")
     p.add_argument("--allow-deletes", action="store_true", help=ALLOW_DELETES_HELP)
 
-    p = sub.add_parser("replay", help="rebuild the unified tables from raw.records (no API calls)")
+    p = commands.add_parser(
+        "replay",
+        help="rebuild the unified tables from raw.records (no API calls)",
+        example="pipeline replay --source kitsu --resource anime",
+    )
     stream_filters(p)
 
-    for name, text in (("status", "one row per stream: checkpoint, lag, last run"), ("runs", "recent runs")):
-        p = sub.add_parser(name, help=text)
+    for name, text, example in (
+        ("status", "one row per stream: checkpoint, lag, last run", "pipeline status --json"),
+        ("runs", "recent runs with their streams", "pipeline runs --last 5"),
+    ):
+        p = commands.add_parser(name, help=text, example=example)
         p.add_argument("--json", action="store_true", help="machine-readable output")
         if name == "runs":
             p.add_argument("--last", type=int, default=10, metavar="N")
 
-    p = sub.add_parser(
-        "sandbox", help="serve the five API simulators on 127.0.0.1 and write a config for them"
+    p = commands.add_parser(
+        "sandbox",
+        help="serve the five API simulators on 127.0.0.1 and write a config for them",
+        example="pipeline sandbox --size small   # then: pipeline --config config/sandbox.toml sync",
     )
     p.add_argument("--size", default="small", choices=("small", "medium", "large"))
     p.add_argument("--host", default="127.0.0.1")
@@ -70,13 +131,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write-config", default="config/sandbox.toml", help="where to write the config")
     p.add_argument("--fast", action="store_true", help="raise AniList/Kitsu quotas (demos, benchmarks)")
 
-    p = sub.add_parser("demo", help="embedded Postgres + sandbox + full sync + summary and example queries")
+    p = commands.add_parser(
+        "demo",
+        help="embedded Postgres + sandbox + full sync + summary and example queries",
+        example="pipeline demo --size small",
+    )
     p.add_argument("--size", default="medium", choices=("small", "medium", "large"))
 
-    sub.add_parser("migrate", help="apply pending sql/ migrations")
-    sub.add_parser("check-config", help="validate the config file and report every problem")
+    commands.add_parser(
+        "migrate",
+        help="apply pending migrations (also done before every sync)",
+        example="DATABASE_URL=postgresql://etl@db/warehouse pipeline migrate",
+    )
+    p = commands.add_parser(
+        "check-config",
+        help="validate the config file and report every problem",
+        example="pipeline check-config --config config/pipeline.toml",
+    )
 
-    p = sub.add_parser("db", help="the database: print its URL or stop the embedded server")
+    p = commands.add_parser(
+        "db",
+        help="the database: print its URL or stop the embedded server",
+        example='psql "$(pipeline db url --show-password)"',
+    )
     p.add_argument("action", choices=("url", "stop"))
     p.add_argument(
         "--show-password",
@@ -169,6 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    for name, value in GLOBAL_DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, value)
     log.configure(args.log_level, json=args.log_json)
     try:
         return _handler(args.command)(args)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -122,3 +124,42 @@ def test_a_named_config_that_is_missing_is_still_an_error(tmp_path: Path) -> Non
     done = run("--config", str(tmp_path / "nope.toml"), "migrate")
     assert done.returncode == 2
     assert "nope.toml: config file not found" in done.stderr
+
+
+def subcommands() -> dict[str, Any]:
+    from pipeline.cli import build_parser
+
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_global_flags_work_before_and_after_the_command(config: Path, where: str) -> None:
+    flags = ["--config", str(config), "--log-level", "warning", "--log-json"]
+    argv = [*flags, "check-config"] if where == "before" else ["check-config", *flags]
+    done = run(*argv)
+    assert done.returncode == 0, done.stderr
+    assert f"{config}: ok" in done.stdout
+
+
+def test_flags_given_before_are_not_reset_by_the_command() -> None:
+    from pipeline.cli import GLOBAL_DEFAULTS, build_parser
+
+    args = build_parser().parse_args(["--config", "a.toml", "--log-json", "sync"])
+    assert (args.config, args.log_json) == ("a.toml", True)
+    args = build_parser().parse_args(["sync", "--config", "b.toml", "--log-console", "--log-level", "debug"])
+    assert (args.config, args.log_json, args.log_level) == ("b.toml", False, "debug")
+    args = build_parser().parse_args(["status"])
+    assert not any(hasattr(args, name) for name in GLOBAL_DEFAULTS)  # main() fills the defaults in
+
+
+def test_every_command_has_a_description_and_an_example() -> None:
+    for name, parser in subcommands().items():
+        text = parser.format_help()
+        assert parser.description, name
+        assert len(parser.description.splitlines()) == 1, name
+        example = text.split("example:\n", 1)
+        assert len(example) == 2, f"pipeline {name} --help shows no example"
+        assert f"pipeline {name}" in example[1], f"the example of {name} does not run {name}"
+        assert "--log-json" in text
+        assert "--config" in text
