@@ -145,9 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = commands.add_parser(
         "check-config",
-        help="validate the config file and report every problem",
+        help="validate the config file (every problem at once) and probe the database",
         example="pipeline check-config --config config/pipeline.toml",
     )
+    p.add_argument("--offline", action="store_true", help="do not connect to the database")
 
     p = commands.add_parser(
         "db",
@@ -182,6 +183,23 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     enabled = ", ".join(f"{s.name} ({s.kind})" for s in settings.enabled_sources()) or "none"
     print(f"{config_path(args.config)}: ok; enabled sources: {enabled}")
+    if args.offline:
+        return EXIT_OK
+    from pipeline import db
+
+    url = db.resolve_url(settings.database_url())
+
+    async def probe() -> tuple[str, int]:
+        conn = await db.connect(url)
+        try:
+            version = str(await conn.fetchval("SHOW server_version"))
+            return version, len(await db.pending(conn))
+        finally:
+            await conn.close()
+
+    version, pending = asyncio.run(probe())
+    todo = f"{pending} migration(s) pending (applied by the next command)" if pending else "schema up to date"
+    print(f"database {db.display_url(url)}: ok; PostgreSQL {version}; {todo}")
     return EXIT_OK
 
 

@@ -212,6 +212,16 @@ def discover(sql_dir: Traversable = SQL_DIR) -> list[Migration]:
     return list(found.values())
 
 
+async def pending(conn: asyncpg.Connection, sql_dir: Traversable = SQL_DIR) -> list[Migration]:
+    """The migrations not yet recorded in ``etl.schema_migrations`` (all of them on an empty database)."""
+    migrations = discover(sql_dir)
+    exists = await conn.fetchval("SELECT to_regclass('etl.schema_migrations') IS NOT NULL")
+    if not exists:
+        return migrations
+    done = {r["version"] for r in await conn.fetch("SELECT version FROM etl.schema_migrations")}
+    return [m for m in migrations if m.version not in done]
+
+
 async def migrate(conn: asyncpg.Connection, sql_dir: Traversable = SQL_DIR) -> list[str]:
     """Apply pending migrations in order; return the names applied. Safe to run concurrently."""
     migrations = discover(sql_dir)

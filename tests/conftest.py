@@ -21,9 +21,16 @@ os.makedirs(os.environ["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
 
 
 @pytest.fixture(scope="session")
-def database_url() -> str:
-    """URL of the server under test (maintenance database)."""
-    return dbutil.server_url()
+def database_url() -> Iterator[str]:
+    """URL of the server under test (maintenance database).
+
+    Without ``DATABASE_URL`` this is the embedded server; if the suite had to start it, the
+    suite stops it at the end (one that was already running is left running).
+    """
+    started_here = not os.environ.get("DATABASE_URL") and not dbutil.embedded_running()
+    yield dbutil.server_url()
+    if started_here:
+        db.stop_embedded()
 
 
 @pytest.fixture(scope="session")

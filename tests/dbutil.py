@@ -17,6 +17,11 @@ def server_url() -> str:
     return os.environ.get("DATABASE_URL") or db.embedded_url()
 
 
+def embedded_running() -> bool:
+    """Whether the embedded server of this checkout is running (its postmaster.pid exists)."""
+    return (db.DATA_DIR / "postgres" / "postmaster.pid").exists()
+
+
 def with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))

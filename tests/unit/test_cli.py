@@ -163,3 +163,24 @@ def test_every_command_has_a_description_and_an_example() -> None:
         assert f"pipeline {name}" in example[1], f"the example of {name} does not run {name}"
         assert "--log-json" in text
         assert "--config" in text
+
+
+def test_check_config_probes_the_database_unless_offline(config: Path) -> None:
+    refused = {"DATABASE_URL": f"postgresql://etl:hunter2@127.0.0.1:{free_port()}/warehouse"}
+    done = run("--config", str(config), "check-config", env=refused)
+    assert done.returncode == 2
+    assert f"{config}: ok" in done.stdout
+    assert "cannot connect" in done.stderr
+    assert "hunter2" not in done.stderr + done.stdout
+    done = run("--config", str(config), "check-config", "--offline", env=refused)
+    assert done.returncode == 0, done.stderr
+    assert "database" not in done.stdout
+
+
+@pytest.mark.db
+def test_check_config_reports_the_server_and_pending_migrations(config: Path, empty_db_url: str) -> None:
+    done = run("--config", str(config), "check-config", env={"DATABASE_URL": empty_db_url})
+    assert done.returncode == 0, done.stderr
+    count = len(list((Path(__file__).resolve().parents[2] / "sql").glob("*.sql")))
+    assert "; PostgreSQL 1" in done.stdout
+    assert f"{count} migration(s) pending" in done.stdout
