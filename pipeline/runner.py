@@ -7,9 +7,11 @@ connection for its life: it takes the stream's advisory lock on it (an overlappi
 stream, ``status = 'skipped'``) and loads every batch through it. Inside a stream a producer task
 iterates the connector's pages into a queue of ``[pipeline] queue_pages`` pages and a consumer
 transforms them (``pipeline.transform.transform(kind, resource, doc, context)``, never through
-the connector; ``context`` is read once per stream from the raw records already loaded) and loads
-batches of up to ``batch_rows`` records / ``batch_bytes`` bytes, flushing
-early whenever the queue runs dry, so slow APIs commit every page and fast ones commit big batches.
+the connector; ``context`` is read once per stream from the raw records already loaded) while a
+load task commits the previous batch (one-slot hand-off, batches in order, each with its
+checkpoint); batches hold up to ``batch_rows`` records / ``batch_bytes`` bytes, are handed over
+early once ``batch_min_rows`` are pending and the loader is free, and never wait more than
+``flush_seconds``: slow APIs commit every page within that delay, fast ones commit big batches.
 
 The protocol a connector implements (``pipeline.sources.build_stream`` returns one)::
 
@@ -184,8 +186,33 @@ def _records_in(batch: Batch) -> int:
     return len(batch.raw) + orphans
 
 
+@dataclass(slots=True)
+class _Pending:
+    """Transformed pages handed to the load task: one transaction with their checkpoint."""
+
+    batch: Batch = field(default_factory=Batch)
+    keys: list[int] = field(default_factory=list)
+    cursor: Cursor | None = None
+    total: int | None = None
+    deletes: dict[str, list[str]] = field(default_factory=dict)
+    nbytes: int = 0
+    pages: int = 0
+    since: float = 0.0  # loop time the first page arrived (the bounded commit delay runs from it)
+
+
 class _Consumer:
-    """Transforms queued pages and loads them in bounded batches, each with its checkpoint write."""
+    """Transforms queued pages while a load task commits the previous batch, each with its checkpoint.
+
+    Two tasks share the stream's event loop: the transform task absorbs pages into a pending batch
+    and hands it over through a one-slot queue; the load task writes handed-over batches in order,
+    each in one transaction with its checkpoint (built from that batch's pages only, right before
+    its load). PostgreSQL works on one batch while Python transforms the next, so both cores run.
+
+    Flush policy: a batch is handed over when it is full (``batch_rows`` / ``batch_bytes``); when it
+    holds ``batch_min_rows`` records, no page is waiting and the load task is free; when its first
+    page has waited ``flush_seconds`` (slow APIs still commit every page within that delay); and at
+    the end of the stream (or after a transform error, before the error is raised).
+    """
 
     def __init__(
         self,
@@ -202,17 +229,9 @@ class _Consumer:
         self.unknown_seen: set[tuple[str, str]] = set()  # vocabulary values logged once per stream
         self.fields = drift.FieldTally()  # field paths of the fetched records (schema drift)
         self.written_tables: set[str] = set()  # tables this stream changed rows in (for resolve_refs)
-        self.complete: bool | None = None
-        self._reset()
-
-    def _reset(self) -> None:
-        self.batch = Batch()
-        self.keys: list[int] = []
-        self.cursor: Cursor | None = None
-        self.total: int | None = None
-        self.deletes: dict[str, list[str]] = {}
-        self.nbytes = 0
-        self.pages = 0
+        self.complete: bool | None = None  # False: the connector knows its scan missed records
+        self.pending = _Pending()
+        self.busy = False  # the load task is writing a batch
 
     def absorb(self, page: Page) -> None:
         try:
@@ -229,42 +248,44 @@ class _Consumer:
                 self.unknown_seen.add((field_name, note))
                 log.warning("data_quality", field=field_name, note=note, stored_as="NULL")
         self.fields.absorb(part.raw)
-        self.batch.extend(part)
+        p = self.pending
+        if not p.pages:
+            p.since = asyncio.get_running_loop().time()
+        p.batch.extend(part)
         self.result.records += _records_in(part)
-        self.pages += 1
-        self.nbytes += page.nbytes
+        p.pages += 1
+        p.nbytes += page.nbytes
         if page.key is not None:
-            self.keys.append(page.key)
+            p.keys.append(page.key)
         if page.cursor is not None:
-            self.cursor = page.cursor if self.cursor is None else checkpoints.later(self.cursor, page.cursor)
+            p.cursor = page.cursor if p.cursor is None else checkpoints.later(p.cursor, page.cursor)
         if page.expected_total is not None:
-            self.total = page.expected_total
+            p.total = page.expected_total
         if page.complete is not None:
             self.complete = page.complete
         for target, ids in page.deletes.items():
-            self.deletes.setdefault(target, []).extend(ids)
+            p.deletes.setdefault(target, []).extend(ids)
 
     def full(self) -> bool:
-        return len(self.batch) >= self.knobs.batch_rows or self.nbytes >= self.knobs.batch_bytes
+        p = self.pending
+        return len(p.batch) >= self.knobs.batch_rows or p.nbytes >= self.knobs.batch_bytes
 
-    async def flush(self) -> None:
-        if not self.pages:
-            return
+    async def commit(self, p: _Pending) -> None:
+        """Load one handed-over batch with its checkpoint advance, in one transaction."""
         state = self.tracker.state
-        hook = self.tracker.hook(self.keys, self.cursor, self.total, self.deletes)
+        hook = self.tracker.hook(p.keys, p.cursor, p.total, p.deletes)
         scanning = state.mode == "full" or (state.window is not None and state.window.full)
-        counts = await self.loader.load(self.batch, after=hook, seen_scan=state.scan_id if scanning else None)
+        counts = await self.loader.load(p.batch, after=hook, seen_scan=state.scan_id if scanning else None)
         self.written_tables.update(name for name, n in counts.tables.items() if n)
         r = self.result
-        r.pages += self.pages
+        r.pages += p.pages
         r.inserted += counts.inserted
         r.updated += counts.updated
         r.unchanged += counts.unchanged
         r.rejected += counts.rejected
         # A tombstone is usually given for the unified table and for raw: count each record once.
-        r.deleted += len({i for ids in self.deletes.values() for i in ids})
-        self.ctx.progress.advance(f"{state.source}/{state.resource}", len(self.batch), state.expected_total)
-        self._reset()
+        r.deleted += len({i for ids in p.deletes.values() for i in ids})
+        self.ctx.progress.advance(f"{state.source}/{state.resource}", len(p.batch), state.expected_total)
         self.check_rejects(final=False)
 
     def check_rejects(self, *, final: bool) -> None:
@@ -281,16 +302,65 @@ class _Consumer:
             )
 
     async def run(self, queue: asyncio.Queue[Page | None]) -> None:
-        while True:
-            page = await queue.get()
-            if page is None:
-                await self.flush()
-                return
-            self.absorb(page)
-            if queue.empty():
-                await asyncio.sleep(0)  # let a producer with pages ready refill before committing
-            if self.full() or queue.empty():
-                await self.flush()
+        handoff: asyncio.Queue[_Pending | None] = asyncio.Queue(maxsize=1)
+        drained = asyncio.Event()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._load_loop(handoff, drained))
+            tasks.create_task(self._transform_loop(queue, handoff, drained))
+
+    async def _load_loop(self, handoff: asyncio.Queue[_Pending | None], drained: asyncio.Event) -> None:
+        try:
+            while (p := await handoff.get()) is not None:
+                self.busy = True
+                await self.commit(p)
+                self.busy = False
+        finally:
+            drained.set()
+
+    async def _hand_off(self, handoff: asyncio.Queue[_Pending | None]) -> None:
+        if self.pending.pages:
+            pending, self.pending = self.pending, _Pending()
+            await handoff.put(pending)  # waits while the load task still holds a batch
+
+    async def _transform_loop(
+        self,
+        queue: asyncio.Queue[Page | None],
+        handoff: asyncio.Queue[_Pending | None],
+        drained: asyncio.Event,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        delay, min_rows = self.knobs.flush_seconds, self.knobs.batch_min_rows
+        try:
+            while True:
+                if not queue.empty():
+                    page = queue.get_nowait()
+                elif self.pending.pages:
+                    left = self.pending.since + delay - loop.time()
+                    try:
+                        page = await asyncio.wait_for(queue.get(), max(left, 0.0))
+                    except TimeoutError:  # the first page waited long enough: commit what there is
+                        await self._hand_off(handoff)
+                        continue
+                else:
+                    page = await queue.get()
+                if page is None:
+                    break
+                self.absorb(page)
+                if self.full():
+                    await self._hand_off(handoff)
+                elif len(self.pending.batch) >= min_rows and queue.empty() and not self.busy:
+                    await asyncio.sleep(0)  # let a producer with pages ready refill first
+                    if queue.empty():
+                        await self._hand_off(handoff)
+        except Exception:  # commit every page transformed before the error, then raise it
+            await self._finish(handoff, drained)
+            raise
+        await self._finish(handoff, drained)
+
+    async def _finish(self, handoff: asyncio.Queue[_Pending | None], drained: asyncio.Event) -> None:
+        await self._hand_off(handoff)
+        await handoff.put(None)
+        await drained.wait()
 
 
 async def _pump(

@@ -284,6 +284,9 @@ class PipelineSettings(BaseModel):
     batch_rows: PositiveInt = 5000
     batch_bytes: PositiveInt = 8 * 1024 * 1024
     queue_pages: PositiveInt = 8
+    batch_min_rows: PositiveInt = 500  # handed to the loader early once this many are pending
+    # the longest a fetched page waits for its commit
+    flush_seconds: float = Field(default=2.0, gt=0, allow_inf_nan=False)
     max_reject_share: float = Field(default=0.05, ge=0, le=1, allow_inf_nan=False)
     cursor_lag_seconds: int = Field(default=300, ge=0)
 

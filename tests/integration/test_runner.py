@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from pipeline import runs
+from pipeline import runner, runs
 from pipeline.locks import lock_key
 from pipeline.runner import run_sync
 from tests.integration import loadkit
@@ -243,3 +243,61 @@ async def test_a_recent_full_scan_is_not_repeated_before_min_rescan_minutes(db: 
     summary = await sync(db, forced, settings=settings, full=True)
     assert summary.streams[0].status == "succeeded"
     assert forced.stats.requests == 2
+
+
+async def test_a_slow_api_commits_every_page_within_flush_seconds(db: asyncpg.Pool) -> None:
+    """Below batch_min_rows a page still commits once it waited flush_seconds, before the next is fetched."""
+    loop = asyncio.get_running_loop()
+
+    async def committed_before_next(n: int) -> None:
+        deadline = loop.time() + 5.0
+        while n and len(await shows(db)) < n * 5:  # every earlier page is in the database
+            if loop.time() > deadline:
+                raise AssertionError(f"page {n - 1} was not committed before page {n} was fetched")
+            await asyncio.sleep(0.01)
+
+    stream = fake(docs(4), on_page=committed_before_next)
+    settings = loadkit.settings(batch_min_rows=1000, flush_seconds=0.05)
+    summary = await sync(db, stream, settings=settings)
+    assert summary.streams[0].status == "succeeded", summary.streams[0].error
+    assert summary.streams[0].pages == 4
+    assert len(await shows(db)) == 20
+
+
+async def test_the_next_batch_is_transformed_while_the_previous_one_loads(
+    db: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading overlaps transforming: page 1 is transformed while page 0's transaction is open."""
+    from pipeline.load import Loader
+
+    events: list[str] = []
+    transformed_next = asyncio.Event()
+    original_load = Loader.load
+
+    async def load(self: Loader, batch: Any, **kw: Any) -> Any:
+        first = batch.raw[0].source_id
+        events.append(f"load {first}")
+        if first == "0":
+            await asyncio.wait_for(transformed_next.wait(), 5.0)
+        counts = await original_load(self, batch, **kw)
+        events.append(f"loaded {first}")
+        return counts
+
+    monkeypatch.setattr(Loader, "load", load)
+    stream = fake(docs(3))
+    original_transform = runner.transform
+
+    def transform(*args: Any) -> Any:
+        out = original_transform(*args)
+        events.append(f"transform {out.raw[0].source_id}")
+        if out.raw[0].source_id == "5":
+            transformed_next.set()
+        return out
+
+    monkeypatch.setattr(runner, "transform", transform)
+    summary = await sync(db, stream, settings=loadkit.settings(batch_rows=5))
+    assert summary.streams[0].status == "succeeded", summary.streams[0].error
+    assert events.index("transform 5") < events.index("loaded 0")
+    assert [e for e in events if e.startswith("loaded")] == ["loaded 0", "loaded 5", "loaded 10"]
+    async with db.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM loadtest.shows") == 15
