@@ -176,6 +176,7 @@ def sync(
     log_level: str | None = "info",
     log_json: bool | None = None,
     allow_deletes: bool = False,
+    include_disabled: bool = False,
 ) -> RunResult:
     """``pipeline sync``: every enabled source (or ``source``), incremental where the API allows."""
     from pipeline.runner import run_sync
@@ -194,6 +195,7 @@ def sync(
             client_factory=sources.open_client,
             progress=progress,
             allow_deletes=allow_deletes,
+            include_disabled=include_disabled,
         )
 
     return RunResult.of(run_interruptible(lambda: with_pool(chosen, work, database_url)))
@@ -214,6 +216,7 @@ def backfill(
     log_level: str | None = "info",
     log_json: bool | None = None,
     allow_deletes: bool = False,
+    include_disabled: bool = False,
 ) -> RunResult:
     """``pipeline backfill``: a window (``since``/``until``, UTC) or ``full`` re-scan, or ``resume`` one."""
     from pipeline.backfill import run_backfill
@@ -243,6 +246,7 @@ def backfill(
             client_factory=sources.open_client,
             progress=progress,
             allow_deletes=allow_deletes,
+            include_disabled=include_disabled,
         )
 
     return RunResult.of(run_interruptible(lambda: with_pool(chosen, work, database_url)))

@@ -122,6 +122,7 @@ async def run_backfill(
     client_factory: ClientFactory = no_client,
     progress: Progress | None = None,
     allow_deletes: bool = False,
+    include_disabled: bool = False,
 ) -> RunSummary:
     """``pipeline backfill``: create (or resume) a ledger row and run its streams in backfill mode."""
     resources = [resource] if isinstance(resource, str) else list(resource or ())
@@ -135,13 +136,16 @@ async def run_backfill(
         else:
             if source is None:
                 raise ConfigError("pipeline backfill needs --source NAME (or --resume ID)")
-            plan_streams(settings, [source], resources or None)  # validates names before writing
+            plan_streams(
+                settings, [source], resources or None, include_disabled=include_disabled
+            )  # validates names before writing
             one = resources[0] if len(resources) == 1 else None
             row = await get_backfill(conn, await create_backfill(conn, source, one, since, until, full))
     chosen = [row["resource"]] if row["resource"] else resources or None
     done = {name for name, entry in _progress(row).items() if entry.get("done")}
     plan = [
-        (src, [r for r in rs if r not in done]) for src, rs in plan_streams(settings, [row["source"]], chosen)
+        (src, [r for r in rs if r not in done])
+        for src, rs in plan_streams(settings, [row["source"]], chosen, include_disabled=include_disabled)
     ]
     args = {"backfill_id": row["id"], "source": row["source"], "resources": chosen, "full": row["full_scan"]}
     ctx = await open_run(settings, pool, "backfill", args, progress, allow_deletes=allow_deletes)

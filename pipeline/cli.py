@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="full re-scan instead of an incremental run")
     p.add_argument("--no-progress", action="store_true", help="no progress bars, even on a terminal")
     p.add_argument("--allow-deletes", action="store_true", help=ALLOW_DELETES_HELP)
+    p.add_argument(
+        "--include-disabled", action="store_true", help="run a named source even if it has enabled = false"
+    )
 
     p = commands.add_parser(
         "backfill",
@@ -103,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="full re-scan")
     p.add_argument("--resume", type=int, metavar="ID", help="resume backfill ID from etl.backfills")
     p.add_argument("--allow-deletes", action="store_true", help=ALLOW_DELETES_HELP)
+    p.add_argument(
+        "--include-disabled", action="store_true", help="run a named source even if it has enabled = false"
+    )
 
     p = commands.add_parser(
         "replay",

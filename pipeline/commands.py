@@ -133,6 +133,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             progress=bars,
             log_level=None,
             allow_deletes=args.allow_deletes,
+            include_disabled=args.include_disabled,
         )
     return _finish(result)
 
@@ -159,6 +160,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             progress=bars,
             log_level=None,
             allow_deletes=args.allow_deletes,
+            include_disabled=args.include_disabled,
         )
     return _finish(result)
 

@@ -133,7 +133,7 @@ async def replay(
     ``stream_factory`` is accepted for callers written before replay stopped building connectors;
     it is not used (replay needs no connector and no client).
     """
-    plan = plan_streams(settings, sources, resources)
+    plan = plan_streams(settings, sources, resources, include_disabled=True)  # no API calls
     for src, names in plan:  # an unknown transform is a configuration error, before any run row
         for resource in names:
             for raw in lands(src.kind, resource):

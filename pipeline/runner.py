@@ -150,9 +150,17 @@ class RunAborted(Exception):
 
 
 def plan_streams(
-    settings: Settings, sources: Sequence[str] | None = None, resources: Sequence[str] | None = None
+    settings: Settings,
+    sources: Sequence[str] | None = None,
+    resources: Sequence[str] | None = None,
+    *,
+    include_disabled: bool = False,
 ) -> list[tuple[SourceSettings, list[str]]]:
-    """Enabled sources (or the named ones) with their configured resources (or the named ones)."""
+    """Enabled sources (or the named ones) with their configured resources (or the named ones).
+
+    A named source with ``enabled = false`` is refused unless ``include_disabled`` (it may be
+    disabled for a reason: terms of use, credentials, a server gone).
+    """
     if sources:
         unknown = [s for s in sources if s not in settings.sources]
         if unknown:
@@ -160,6 +168,13 @@ def plan_streams(
                 f"unknown source(s) {unknown}; configured: {', '.join(settings.sources) or 'none'}"
             )
         chosen = [settings.sources[s] for s in sources]
+        disabled = [s.name for s in chosen if not s.enabled]
+        if disabled and not include_disabled:
+            where = f" in {settings.path}" if settings.path else ""
+            raise ConfigError(
+                f"source(s) {', '.join(disabled)} are disabled (enabled = false{where}); nothing was "
+                "fetched. Set enabled = true, or pass --include-disabled to run them this once"
+            )
     else:
         chosen = settings.enabled_sources()
     plan = []
@@ -697,9 +712,10 @@ async def run_sync(
     client_factory: ClientFactory = no_client,
     progress: Progress | None = None,
     allow_deletes: bool = False,
+    include_disabled: bool = False,
 ) -> RunSummary:
     """``pipeline sync``: every planned stream, incremental where possible (``full`` forces re-scans)."""
-    plan = plan_streams(settings, sources, resources)
+    plan = plan_streams(settings, sources, resources, include_disabled=include_disabled)
     args = {"sources": list(sources or ()), "resources": list(resources or ()), "full": full}
     if allow_deletes:
         args["allow_deletes"] = True

@@ -184,3 +184,32 @@ def test_check_config_reports_the_server_and_pending_migrations(config: Path, em
     count = len(list((Path(__file__).resolve().parents[2] / "sql").glob("*.sql")))
     assert "; PostgreSQL 1" in done.stdout
     assert f"{count} migration(s) pending" in done.stdout
+
+
+DISABLED = """
+[sources.kitsu]
+kind = "kitsu"
+base_url = "http://127.0.0.1:9/api/edge"
+resources = ["categories"]
+enabled = false
+max_attempts = 1
+"""
+
+
+@pytest.mark.db
+def test_a_disabled_source_is_refused_unless_include_disabled(tmp_path: Path, db_url: str) -> None:
+    config = tmp_path / "disabled.toml"
+    config.write_text(DISABLED)
+    env = {"DATABASE_URL": db_url}
+    for argv in (["sync", "--source", "kitsu"], ["backfill", "--source", "kitsu", "--full"]):
+        done = run("--config", str(config), "--log-level", "error", *argv, env=env)
+        assert done.returncode == 2, done.stderr
+        assert "kitsu are disabled (enabled = false in" in done.stderr
+        assert "--include-disabled" in done.stderr
+        assert "run " not in done.stdout  # no run was even opened
+    # Asked for explicitly, it runs (and fails here: nothing listens on port 9).
+    done = run("--config", str(config), "--log-level", "error", "sync", "--source", "kitsu",
+               "--include-disabled", env=env)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "(sync): failed" in done.stdout
+    assert any(line.split()[:2] == ["kitsu", "categories"] for line in done.stdout.splitlines())
