@@ -2,29 +2,43 @@
 
 The server judges like Nekos v1: a fixed window opens at the *arrival* of the first request, every
 arrival above the limit inside it gets a 429 (which also restarts the window, as Nekos' Redis
-``SET … EX`` does). Scenarios: 1 req/s (Nekos-like, kind defaults) and 4 req/s with 150 ms of
-server latency and 4 in flight (Kitsu-like). A plain ``aiolimiter.AsyncLimiter`` client runs
-against the same server as the baseline. ``BENCH_RATELIMIT_SECONDS`` sets each run's length (60).
+``SET … EX`` does), and 10 violations ban the client for the rest of the run. Scenarios, every one
+with the shared budget in PostgreSQL (``pipeline.budget``) as the runner uses it: 1 req/s
+(Nekos-like, kind defaults) answering at once, in 20–80 ms, 50 ms and 250 ms; 4 req/s with 150 ms
+and 4 in flight (Kitsu-like); two and three processes (``bench.rate_worker`` children: a sync and
+a backfill, or separate machines) drawing from one rate group at 50 ms. A plain
+``aiolimiter.AsyncLimiter`` client runs against the same server as the baseline.
+``BENCH_RATELIMIT_SECONDS`` sets each run's length (60). Needs PostgreSQL (``DATABASE_URL`` or the
+embedded server).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import random
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp import web
 from aiolimiter import AsyncLimiter
 
+from bench.common import ROOT, scratch_database
+from pipeline import db
+from pipeline.budget import SharedBudget
+from pipeline.clock import SystemClock
 from pipeline.http import ServiceClient
 from pipeline.log import configure
 from pipeline.settings import KIND_DEFAULTS, SourceSettings
 
 TARGET_SHARE = 0.95
+TARGET_SHARE_SHARED = 0.90  # several processes on one group (each pays its own scheduling)
+BAN_AFTER = 10
 
 
 @dataclass
@@ -34,6 +48,8 @@ class StrictServer:
     limit: int
     period: float
     latency: float = 0.0
+    latency_max: float | None = None  # answer in uniform [latency, latency_max] when set
+    ban_after: int | None = BAN_AFTER
     accepted: list[float] = field(default_factory=list)
     rejected: int = 0
     _window_start: float = -1e18
@@ -41,6 +57,11 @@ class StrictServer:
 
     async def handle(self, request: web.Request) -> web.Response:
         now = time.monotonic()
+        if self.ban_after is not None and self.rejected >= self.ban_after:
+            self.rejected += 1
+            return web.json_response(
+                {"code": 429, "message": "banned"}, status=429, headers={"Retry-After": "3600"}
+            )
         if now >= self._window_start + self.period:
             self._window_start, self._count = now, 0
         self._count += 1
@@ -50,8 +71,9 @@ class StrictServer:
             headers = {"Retry-After": str(int(self.period)), "X-RateLimit-Reset": str(int(self.period))}
             return web.json_response({"code": 429, "success": False}, status=429, headers=headers)
         self.accepted.append(now)
-        if self.latency:
-            await asyncio.sleep(self.latency)
+        delay = random.uniform(self.latency, self.latency_max) if self.latency_max else self.latency
+        if delay:
+            await asyncio.sleep(delay)
         headers = {"X-RateLimit-Limit": str(self.limit), "X-RateLimit-Remaining": "0"}
         return web.json_response({"success": True, "data": [], "meta": {}}, headers=headers)
 
@@ -71,8 +93,9 @@ async def serve(server: StrictServer, body: Callable[[str], Awaitable[None]]) ->
         await runner.cleanup()
 
 
-async def run_ours(kind: str, server: StrictServer, in_flight: int, seconds: float) -> None:
-    """Our ServiceClient with the kind's defaults; workers fetch until the deadline."""
+async def run_ours(kind: str, server: StrictServer, in_flight: int, seconds: float) -> dict[str, int]:
+    """Our ServiceClient with the kind's defaults and the shared budget; workers fetch until the deadline."""
+    counts: dict[str, int] = {}
 
     async def body(base_url: str) -> None:
         settings = SourceSettings.model_validate(
@@ -81,24 +104,71 @@ async def run_ours(kind: str, server: StrictServer, in_flight: int, seconds: flo
                 "name": f"bench_{kind}",
                 "kind": kind,
                 "base_url": base_url,
-                "resources": (),
+                "resources": ("images",) if kind == "nekos" else ("anime",),
                 "rate": {"requests": server.limit, "per_seconds": server.period},
                 "max_in_flight": in_flight,
                 "violation_budget": 10_000,  # measure every 429 instead of stopping at the first ones
             }
         )
-        deadline = time.monotonic() + seconds
-        async with ServiceClient(settings) as client:
+        async with scratch_database("bench_rate") as url, db.pool_for(url, min_size=1, max_size=4) as pool:
+            clock = SystemClock()
+            budget = SharedBudget(pool, settings, None, clock)
+            deadline = time.monotonic() + seconds
+            async with ServiceClient(settings, clock=clock) as client:
+                client.share_budget(budget)
 
-            async def worker() -> None:
-                while time.monotonic() < deadline:
-                    await client.get_json("items")
+                async def worker() -> None:
+                    while time.monotonic() < deadline:
+                        await client.get_json("items")
 
-            async with asyncio.TaskGroup() as group:
-                for _ in range(in_flight):
-                    group.create_task(worker())
+                async with asyncio.TaskGroup() as group:
+                    for _ in range(in_flight):
+                        group.create_task(worker())
+            counts.update(requests=client.totals.requests, reservations=budget.round_trips)
+            counts.update(releases=budget.releases, given_up=budget.given_up)
 
     await serve(server, body)
+    return counts
+
+
+async def run_processes(server: StrictServer, processes: int, seconds: float) -> list[dict[str, int]]:
+    """``processes`` children (``bench.rate_worker``), Nekos defaults, one rate group, one database."""
+    margin = KIND_DEFAULTS["nekos"]["safety_margin_seconds"]
+    results: list[dict[str, int]] = []
+
+    async def child(url: str, base_url: str, n: int) -> dict[str, int]:
+        args = [
+            url,
+            base_url,
+            str(seconds),
+            f"proc{n}",
+            str(server.limit),
+            str(server.period),
+            str(margin),
+            "1",
+        ]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.rate_worker",
+            *args,
+            "bench-shared",
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"bench.rate_worker failed: {err.decode()[-2000:]}")
+        result: dict[str, int] = orjson.loads(out.splitlines()[-1])
+        return result
+
+    async def body(base_url: str) -> None:
+        async with scratch_database("bench_rate") as url:
+            results.extend(await asyncio.gather(*(child(url, base_url, n) for n in range(processes))))
+
+    await serve(server, body)
+    return results
 
 
 async def run_baseline(server: StrictServer, in_flight: int, seconds: float) -> None:
@@ -123,6 +193,14 @@ async def run_baseline(server: StrictServer, in_flight: int, seconds: float) -> 
     await serve(server, body)
 
 
+def trips(*counts: dict[str, int]) -> str:
+    """Database round trips per request: reservations on the request path, releases off it."""
+    requests = sum(c["requests"] for c in counts) or 1
+    reserve = sum(c["reservations"] for c in counts) / requests
+    release = sum(c["releases"] for c in counts) / requests
+    return f"per request {reserve:.2f} reservation + {release:.2f} lease release round trips"
+
+
 def share_used(server: StrictServer, seconds: float) -> float:
     """Accepted rate over the allowed rate: the lower of the sustained (first→last) and whole-run rates."""
     allowed = server.limit / server.period
@@ -133,7 +211,9 @@ def share_used(server: StrictServer, seconds: float) -> float:
     return min(sustained, len(arrivals) / seconds) / allowed
 
 
-def rows_for(name: str, server: StrictServer, seconds: float, note: str) -> list[dict[str, Any]]:
+def rows_for(
+    name: str, server: StrictServer, seconds: float, note: str, target: float = TARGET_SHARE
+) -> list[dict[str, Any]]:
     share = share_used(server, seconds)
     detail = f"{len(server.accepted)} accepted in {seconds:.0f} s; {note}"
     return [
@@ -141,8 +221,8 @@ def rows_for(name: str, server: StrictServer, seconds: float, note: str) -> list
             "benchmark": name,
             "metric": "share of allowed rate used",
             "value": round(share, 4),
-            "target": f">= {TARGET_SHARE:.2f}",
-            "met": share >= TARGET_SHARE,
+            "target": f">= {target:.2f}",
+            "met": share >= target,
             "note": detail,
         },
         {
@@ -162,14 +242,30 @@ def main() -> list[dict[str, Any]]:
     baseline_seconds = min(seconds, 15.0)
     rows: list[dict[str, Any]] = []
 
-    nekos = StrictServer(limit=1, period=1.0)
-    asyncio.run(run_ours("nekos", nekos, in_flight=1, seconds=seconds))
     margin = KIND_DEFAULTS["nekos"].get("safety_margin_seconds", 0.02)
-    rows += rows_for("ratelimit 1 req/s (nekos)", nekos, seconds, f"safety margin {margin} s")
+    for label, low, high in (
+        ("", 0.0, None),
+        (", 20-80 ms", 0.020, 0.080),
+        (", 50 ms", 0.050, None),
+        (", 250 ms", 0.250, None),
+    ):
+        nekos = StrictServer(limit=1, period=1.0, latency=low, latency_max=high)
+        counts = asyncio.run(run_ours("nekos", nekos, in_flight=1, seconds=seconds))
+        note = f"safety margin {margin} s; {trips(counts)}"
+        rows += rows_for(f"ratelimit 1 req/s{label} (nekos)", nekos, seconds, note)
 
     kitsu = StrictServer(limit=4, period=1.0, latency=0.150)
-    asyncio.run(run_ours("kitsu", kitsu, in_flight=4, seconds=seconds))
-    rows += rows_for("ratelimit 4 req/s, 150 ms, 4 in flight (kitsu)", kitsu, seconds, "safety margin 0.02 s")
+    counts = asyncio.run(run_ours("kitsu", kitsu, in_flight=4, seconds=seconds))
+    note = f"safety margin 0.02 s; {trips(counts)}"
+    rows += rows_for("ratelimit 4 req/s, 150 ms, 4 in flight (kitsu)", kitsu, seconds, note)
+
+    for processes in (2, 3):
+        shared = StrictServer(limit=1, period=1.0, latency=0.050)
+        results = asyncio.run(run_processes(shared, processes, seconds))
+        sent = [r["requests"] for r in results]
+        note = f"{processes} processes, one rate group, requests per process {sent}; {trips(*results)}"
+        name = f"ratelimit 1 req/s, 50 ms, {processes} processes (nekos, shared budget)"
+        rows += rows_for(name, shared, seconds, note, TARGET_SHARE_SHARED)
 
     baseline = StrictServer(limit=4, period=1.0, latency=0.150)
     asyncio.run(run_baseline(baseline, in_flight=4, seconds=baseline_seconds))

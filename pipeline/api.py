@@ -36,10 +36,11 @@ from pipeline import db, log, sources
 from pipeline.drift import NewField
 from pipeline.errors import ConfigError
 from pipeline.progress import Progress
-from pipeline.runs import RunInfo, RunSummary, StreamResult, StreamStatus
+from pipeline.runs import HolderRun, RunInfo, RunSummary, StreamResult, StreamStatus
 from pipeline.settings import Settings, load_settings
 
 __all__ = [
+    "HolderRun",
     "NewField",
     "RunInfo",
     "RunResult",
@@ -51,6 +52,7 @@ __all__ = [
     "replay",
     "runs",
     "status",
+    "stuck_runs",
     "sync",
 ]
 
@@ -351,6 +353,27 @@ def new_fields(
     async def work(pool: asyncpg.Pool) -> list[NewField]:
         async with pool.acquire() as conn:
             return await find_new_fields(conn)
+
+    return tuple(asyncio.run(with_pool(chosen, work, database_url)))
+
+
+def stuck_runs(
+    *,
+    config: ConfigPath = None,
+    settings: Settings | None = None,
+    database_url: str | None = None,
+    log_level: str | None = "info",
+    log_json: bool | None = None,
+) -> tuple[HolderRun, ...]:
+    """Unfinished runs whose heartbeat is stale or that are past their deadline (hung or frozen)."""
+    from pipeline.runs import stuck_runs as find_stuck_runs
+
+    _logging(log_level, log_json)
+    chosen = load(config, settings)
+
+    async def work(pool: asyncpg.Pool) -> list[HolderRun]:
+        async with pool.acquire() as conn:
+            return await find_stuck_runs(conn)
 
     return tuple(asyncio.run(with_pool(chosen, work, database_url)))
 

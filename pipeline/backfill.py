@@ -32,6 +32,8 @@ from pipeline.runner import (
     plan_streams,
     run_sources,
     run_stream,
+    shared_budgets,
+    stop_heartbeat,
 )
 from pipeline.runs import RunSummary
 from pipeline.settings import Settings
@@ -156,9 +158,10 @@ async def run_backfill(
         ctx.run_id,
     )
     begin = backfill_state(ctx, row)
+    clients = shared_budgets(ctx, client_factory)
     try:
         results = await run_sources(
-            plan, stream_factory, client_factory, lambda s: run_stream(ctx, s, begin, "backfill")
+            plan, stream_factory, clients, lambda s: run_stream(ctx, s, begin, "backfill")
         )
     except asyncio.CancelledError:
         aborted = await abort_run(ctx, "backfill")
@@ -169,6 +172,8 @@ async def run_backfill(
         )
         aborted.summary.backfill_id = row["id"]
         raise aborted from None
+    finally:
+        await stop_heartbeat(ctx)
     failed = [r for r in results if r.status != "succeeded"]  # a skipped (locked) stream is not done
     await pool.execute(
         "UPDATE etl.backfills SET status = $2, finished_at = now(), error = $3 WHERE id = $1",

@@ -172,6 +172,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     rows = api.status(config=args.config, log_level=None)
     drifted = api.new_fields(config=args.config, log_level=None)
+    stuck = api.stuck_runs(config=args.config, log_level=None)
     if args.json:
         fields_of: dict[tuple[str, str], list[str]] = {}
         for f in drifted:
@@ -185,6 +186,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         ]
         print(to_json(streams))
         return 0
+    for run in stuck:
+        print(f"stuck: {run.describe()}; stop that process, its streams are skipped as stuck until then")
     if not rows:
         print("no stream has run yet: try `pipeline sync`")
         return 0
@@ -242,6 +245,10 @@ def next_action(s: Any) -> str:
     """What the next nightly run will do for this stream."""
     if s.last_status == "failed":
         return "retry (fix the error)"
+    if s.last_status in ("deferred", "stopped"):
+        return "resume when the API allows (see error)"
+    if s.last_status == "stuck":
+        return "blocked by a stuck run"
     if s.scan_pages_committed and not s.scan_completed_at:
         return "resume scan"
     if s.cursor:

@@ -10,7 +10,9 @@
     │   ├── HTTPStatusError          a 4xx other than 429 (and the 401/422 auth ones once refreshed)
     │   ├── AuthError                credentials refused, token refresh and re-login failed
     │   ├── ContractError            the API answered with a shape we do not understand
-    │   ├── ViolationBudgetError     too many 429s for one service: stopped before the API bans us
+    │   ├── ViolationBudgetError     too many 429s for one rate group: stopped before the API bans us
+    │   ├── DeferredError            the server asked for a wait beyond max_wait_seconds, or a
+    │   │                            deadline passed: stopped cleanly, resume later
     │   └── MigrationError           the database schema and sql/ disagree
     └── SkippableRecordError         one record cannot be transformed: it goes to etl.rejects
 
@@ -74,7 +76,25 @@ class ContractError(FatalError):
 
 
 class ViolationBudgetError(FatalError):
-    """A service answered 429 more often than its configured violation budget allows."""
+    """A rate group answered 429 more often than its violation budget allows within its window.
+
+    ``resume_at`` (epoch seconds) is when the ledger frees the budget again, when known.
+    """
+
+    def __init__(self, message: str, *, resume_at: float | None = None) -> None:
+        super().__init__(message)
+        self.resume_at = resume_at
+
+
+class DeferredError(FatalError):
+    """Stop this source cleanly and resume later: a server-asked wait or a deadline is too long.
+
+    ``resume_at`` (epoch seconds) is the moment the server named, when it named one.
+    """
+
+    def __init__(self, message: str, *, resume_at: float | None = None) -> None:
+        super().__init__(message)
+        self.resume_at = resume_at
 
 
 class MigrationError(FatalError):

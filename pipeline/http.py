@@ -2,10 +2,14 @@
 
 Every *attempt* (retries and token calls included) passes, in this order: the service's pause
 gate (closed after a 429 until the server's moment), the in-flight semaphore, the adaptive
-limiter (``pipeline.ratelimit``), then the wire. ``pipeline.responses.classify_response`` alone
-decides what the answer means; this module only reacts: retry with full-jitter backoff, pause
-the service, renew the token once, or raise a fatal error naming source, redacted URL, status,
-a body excerpt and a fix.
+limiter (``pipeline.ratelimit``, the in-process fast path), the shared budget of the source's
+rate group when the runner gave one (``pipeline.budget``: one slot reserved in PostgreSQL per
+request, so every process and machine of the group stays within one rate), then the wire.
+``pipeline.responses.classify_response`` alone decides what the answer means; this module only
+reacts: retry with full-jitter backoff (capped by ``backoff_max_seconds``), pause the group on a
+429 (counted in the violation ledger, not in ``max_attempts``), renew the token once, defer the
+source when the server asks for a wait beyond ``max_wait_seconds``, or raise a fatal error naming
+source, redacted URL, status, a body excerpt and a fix.
 """
 
 from __future__ import annotations
@@ -15,16 +19,19 @@ import random
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Self
+from datetime import UTC, datetime
+from typing import Any, NoReturn, Self
 
 import aiohttp
 import orjson
 
 from pipeline.auth import AuthProvider, build_auth
+from pipeline.budget import LedgerState, Reservation, SharedBudget
 from pipeline.clock import Clock, SystemClock
 from pipeline.errors import (
     AuthError,
     ContractError,
+    DeferredError,
     HTTPStatusError,
     TransientError,
     ViolationBudgetError,
@@ -95,6 +102,7 @@ class ServiceClient:
         self._owns_session = session is None
         self._jitter = jitter
         self._started = False
+        self.budget: SharedBudget | None = None
         # Loop-bound objects are made in _start(), inside the running loop.
         self.limiter: AdaptiveLimiter
         self.gate: PauseGate
@@ -107,7 +115,13 @@ class ServiceClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def share_budget(self, budget: SharedBudget) -> None:
+        """Draw every request from ``budget`` (the rate group's row in PostgreSQL) from now on."""
+        self.budget = budget
+
     async def close(self) -> None:
+        if self.budget is not None:
+            await self.budget.close()
         if self._session is not None and self._owns_session:
             await self._session.close()
             self._session = None
@@ -211,8 +225,12 @@ class ServiceClient:
     ) -> tuple[Verdict, Response | None]:
         """Attempt until success, a fatal/auth verdict, or the attempts run out (then raise)."""
         counters = [c for c in (stats, self.totals) if c is not None]
-        for attempt in range(1, self.settings.max_attempts + 1):
-            if attempt > 1:
+        attempt = 0
+        tries = 0
+        while attempt < self.settings.max_attempts:
+            attempt += 1  # a 429 gives its attempt back: the violation budget governs those
+            tries += 1
+            if tries > 1:
                 for c in counters:
                     c.retries += 1
             try:
@@ -230,8 +248,9 @@ class ServiceClient:
                 reset_mode=self.settings.rate_limit_reset,
                 body_check=body_check,
             )
-            self._observe_quota(resp_headers, received)
+            await self._observe_quota(resp_headers, received)
             if verdict.outcome is Outcome.RATE_LIMITED:
+                attempt -= 1
                 await self._on_rate_limited(verdict, url, received, counters)
                 continue
             self.limiter.on_success()
@@ -262,11 +281,24 @@ class ServiceClient:
         while True:
             waited = await self.gate.wait()
             async with self._semaphore:
+                self._check_hold()
                 slot, paced = await self.limiter.acquire()
+                shared: Reservation | None = None
+                if self.budget is not None:
+                    started = self.clock.monotonic()
+                    try:
+                        shared = await self.budget.reserve()
+                    except (DeferredError, ViolationBudgetError) as exc:
+                        self.gate.stop(exc)
+                        raise
+                    paced += self.clock.monotonic() - started
                 for c in counters:
                     c.wait_seconds += waited + paced
                 if self.gate.is_paused():
-                    continue  # a 429 arrived while we waited for the slot: the slot is spent, wait again
+                    # A 429 arrived while we waited for the slot: the slot is spent, wait again.
+                    if shared is not None and self.budget is not None:
+                        self.budget.release(shared)
+                    continue
                 self.gate.check()
                 for c in counters:
                     c.requests += 1
@@ -276,6 +308,14 @@ class ServiceClient:
                     return await self._exchange(method, url, params, json, form, headers, slot, counters)
                 finally:
                     self.in_flight -= 1
+                    if shared is not None and self.budget is not None:
+                        self.budget.release(shared)
+
+    def _check_hold(self) -> None:
+        """A header hold (Remaining at the reserve until Reset) longer than max_wait defers the source."""
+        wait = self.limiter.held_until - self.clock.monotonic()
+        if wait > self.settings.max_wait_seconds:
+            self._defer(wait, "X-RateLimit-Remaining reached the reserve until X-RateLimit-Reset")
 
     async def _exchange(
         self,
@@ -331,7 +371,7 @@ class ServiceClient:
             f"[sources.{self.source}].max_body_bytes"
         )
 
-    def _observe_quota(self, headers: Mapping[str, str], received: float) -> None:
+    async def _observe_quota(self, headers: Mapping[str, str], received: float) -> None:
         quota = read_quota(headers, now_wall=self.clock.wall(), reset_mode=self.settings.rate_limit_reset)
         reset_at = received + quota.reset_in if quota.reset_in is not None else None
         if self.limiter.observe_quota(quota.limit, quota.remaining, reset_at):
@@ -341,11 +381,30 @@ class ServiceClient:
                 remaining=quota.remaining,
                 until_in=quota.reset_in,
             )
+            if self.budget is not None and quota.reset_in is not None and quota.reset_in > 0:
+                await self.budget.hold(quota.reset_in)  # the other processes of the group hold too
+
+    def _defer(self, wait: float, why: str) -> NoReturn:
+        """Stop this source cleanly: the server wants a wait beyond max_wait_seconds."""
+        resume_at = self.clock.wall() + wait
+        moment = datetime.fromtimestamp(resume_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        error = DeferredError(
+            f"{self.source}: the API asked for a wait of {wait:,.0f} s ({why}), beyond "
+            f"max_wait_seconds={self.settings.max_wait_seconds:g}; stopped this source, committed "
+            f"pages are kept; it may resume after {moment}",
+            resume_at=resume_at,
+        )
+        self.gate.stop(error)
+        raise error
 
     async def _on_rate_limited(
         self, verdict: Verdict, url: str, received: float, counters: list[RequestStats]
     ) -> None:
-        """Pause every worker of the service until the server's moment; stop at the violation budget."""
+        """Pause every worker of the group until the server's moment; stop at the violation budget.
+
+        With a shared budget the 429 goes to the ledger and pauses every process of the rate group;
+        the budget is counted over ``violation_window_seconds`` across processes and runs.
+        """
         self.violations += 1
         for c in counters:
             c.rate_limited += 1
@@ -355,31 +414,46 @@ class ServiceClient:
             wait = min(
                 self.settings.backoff_max_seconds, max(self.settings.rate.per_seconds, 2 * self.violations)
             )
+        violations = self.violations
+        free_at: float | None = None
+        if self.budget is not None:
+            state = await self.budget.record_violation(verdict.retry_after, wait + self.limiter.margin)
+            violations, free_at = state.count, state.free_at
+        if wait > self.settings.max_wait_seconds and violations < self.settings.violation_budget:
+            self._defer(wait, f"a {verdict.status} with Retry-After/X-RateLimit-Reset")
         self.gate.pause_until(received + wait + self.limiter.margin)
         log.warning(
             "rate_limited",
             source=self.source,
             url=redact_url(url),
             retry_after=wait,
-            violations=self.violations,
+            violations=violations,
             budget=self.settings.violation_budget,
             rate=round(self.limiter.rate, 4),
             margin=round(self.limiter.margin, 4),
         )
-        if self.violations >= self.settings.violation_budget:
-            error = ViolationBudgetError(
-                f"{self.source}: the API answered 429 {self.violations} times, reaching violation_budget="
-                f"{self.settings.violation_budget}; stopped this service before the API bans it. Lower "
-                f"[sources.{self.source}].rate or raise safety_margin_seconds, then re-run "
-                f"(checkpoints resume)"
-            )
+        if violations >= self.settings.violation_budget:
+            if self.budget is not None:
+                error = self.budget.spent_error(LedgerState(violations, free_at))
+            else:
+                error = ViolationBudgetError(
+                    f"{self.source}: the API answered 429 {violations} times, reaching violation_budget="
+                    f"{self.settings.violation_budget}; stopped this service before the API bans it. "
+                    f"Lower [sources.{self.source}].rate or raise safety_margin_seconds, then re-run "
+                    f"(checkpoints resume)"
+                )
             self.gate.stop(error)
             raise error
 
     async def _back_off(
         self, attempt: int, url: str, reason: str, retry_after: float | None, counters: list[RequestStats]
     ) -> None:
-        """Full-jitter exponential backoff (or the server's Retry-After if longer)."""
+        """Full-jitter exponential backoff capped by backoff_max (or the server's longer Retry-After).
+
+        A Retry-After beyond ``max_wait_seconds`` defers the source instead of holding the run.
+        """
+        if retry_after is not None and retry_after > self.settings.max_wait_seconds:
+            self._defer(retry_after, f"Retry-After on: {reason}")
         if attempt >= self.settings.max_attempts:
             raise TransientError(
                 f"{self.source}: {redact_url(url)} failed {attempt} times, last: {reason}; the API is "

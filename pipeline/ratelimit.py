@@ -104,6 +104,11 @@ class AdaptiveLimiter:
             ready = max(ready, times[-self.requests] + window)
         return ready
 
+    @property
+    def held_until(self) -> float:
+        """Monotonic moment before which no send may leave (a header hold), or -inf."""
+        return self._not_before
+
     def on_success(self) -> None:
         """Recover slowly: a full window of successes gives back ``RECOVERY_PER_WINDOW``."""
         if self.factor < 1.0:

@@ -31,7 +31,7 @@ from pipeline.load.context import read_context
 from pipeline.log import bind_stream, get_logger
 from pipeline.records import Batch, Reject
 from pipeline.redact import redact_text
-from pipeline.runner import RunContext, StreamFactory, close_run, open_run, plan_streams
+from pipeline.runner import RunContext, StreamFactory, close_run, open_run, plan_streams, stop_heartbeat
 from pipeline.runs import RunSummary, StreamResult
 from pipeline.settings import Settings, SourceSettings
 from pipeline.transform import SHARED_RAW, lands, spec, transform, wrap
@@ -148,6 +148,7 @@ async def replay(
             for shared in () if resources else SHARED_RAW.get(src.kind, ()):
                 results.append(await replay_stream(ctx, src, shared, raw=(shared,)))
     except BaseException as exc:  # cancelled or the database went away: the run row still ends
+        await stop_heartbeat(ctx)
         async with pool.acquire() as conn:
             await runs.finish_run(conn, ctx.run_id, "failed", redact_text(f"{type(exc).__name__}: {exc}"))
         raise

@@ -167,11 +167,20 @@ def parse_retry_after(value: str | None, now_wall: float) -> float | None:
     return max(0.0, moment.timestamp() - now_wall)
 
 
+EPOCH_THRESHOLD = 1e9  # 2001-09-09 as an epoch, 31.7 years as a delta: nothing real is in between
+
+
 def reset_seconds(value: float | None, mode: ResetMode, now_wall: float) -> float | None:
-    """``X-RateLimit-Reset`` to seconds from now: a unix timestamp ("epoch") or a delta ("seconds")."""
+    """``X-RateLimit-Reset`` to seconds from now, read by magnitude, never a wait of years.
+
+    A value of at least ``EPOCH_THRESHOLD`` is a unix timestamp, a smaller one a delta in seconds,
+    whatever ``mode`` (the source's ``rate_limit_reset``) says: an epoch read as a delta would
+    hold for 55 years, a delta read as an epoch would mean "1970", i.e. no wait at all.
+    """
+    del mode  # kept for callers and configs; the magnitude is unambiguous
     if value is None:
         return None
-    return max(0.0, value - now_wall) if mode == "epoch" else max(0.0, value)
+    return max(0.0, value - now_wall) if value >= EPOCH_THRESHOLD else max(0.0, value)
 
 
 def excerpt(body: bytes, limit: int = EXCERPT_CHARS) -> str:

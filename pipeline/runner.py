@@ -2,9 +2,14 @@
 
 A *stream* is (source, resource). Sources run concurrently under one ``asyncio.TaskGroup``; the
 resources of one source run one after the other in configured order (they share the source's rate
-budget, and parents such as Zou projects then load before their children). Each stream holds one
-connection for its life: it takes the stream's advisory lock on it (an overlapping run skips the
-stream, ``status = 'skipped'``) and loads every batch through it. Inside a stream a producer task
+budget, and parents such as Zou projects then load before their children). Each source's client
+draws from its rate group's budget in PostgreSQL (``pipeline.budget``), shared with every other
+process using the database. Each stream holds one connection for its life: it takes the stream's
+advisory lock on it (an overlapping run skips the stream, ``status = 'skipped'``, as long as the
+holder's heartbeat is fresh and it is within its deadline; otherwise ``status = 'stuck'`` naming
+the holder) and loads every batch through it. ``max_run_minutes`` / ``max_stream_minutes`` stop
+fetching cleanly (what was fetched is committed, ``status = 'deferred'``), as does a server that
+asks for a wait beyond ``max_wait_seconds``. Inside a stream a producer task
 iterates the connector's pages into a queue of ``[pipeline] queue_pages`` pages and a consumer
 transforms them (``pipeline.transform.transform(kind, resource, doc, context)``, never through
 the connector; ``context`` is read once per stream from the raw records already loaded) while a
@@ -51,6 +56,7 @@ The protocol a connector implements (``pipeline.sources.build_stream`` returns o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -61,8 +67,16 @@ from typing import Any, Protocol
 import asyncpg
 
 from pipeline import checkpoints, drift, locks, runs
+from pipeline.budget import SharedBudget
 from pipeline.checkpoints import Cursor, StreamState, Tracker
-from pipeline.errors import ConfigError, FatalError, SkippableRecordError, ViolationBudgetError
+from pipeline.clock import SystemClock
+from pipeline.errors import (
+    ConfigError,
+    DeferredError,
+    FatalError,
+    SkippableRecordError,
+    ViolationBudgetError,
+)
 from pipeline.load import Loader, resolve_refs
 from pipeline.load.context import read_context
 from pipeline.load.poison import screen
@@ -139,6 +153,15 @@ class RunContext:
     results: list[StreamResult] = field(default_factory=list)  # every stream that ended, in order
     lock_conn: asyncpg.Connection | None = None  # holds the run lock: a live run is never "stale"
     interrupted_by: list[str] = field(default_factory=lambda: SIGNALS)  # what cancelled the run
+    deadline: float | None = None  # time.monotonic() moment of max_run_minutes, if set
+    heartbeat: asyncio.Task[None] | None = None
+
+    def stream_deadline(self, started: float) -> float | None:
+        """The earlier of the run's deadline and ``started + max_stream_minutes``."""
+        minutes = self.settings.pipeline.max_stream_minutes
+        own = started + minutes * 60 if minutes > 0 else None
+        known = [d for d in (self.deadline, own) if d is not None]
+        return min(known) if known else None
 
 
 class RunAborted(Exception):
@@ -379,7 +402,12 @@ class _Consumer:
 
 
 async def _pump(
-    ctx: RunContext, stream: Stream, state: StreamState, conn: asyncpg.Connection, r: StreamResult
+    ctx: RunContext,
+    stream: Stream,
+    state: StreamState,
+    conn: asyncpg.Connection,
+    r: StreamResult,
+    deadline: float | None = None,
 ) -> None:
     queue: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=ctx.settings.pipeline.queue_pages)
     tracker = Tracker(state, ctx.settings.pipeline.cursor_lag_seconds, ctx.run_id, stream.owned_tables)
@@ -388,7 +416,7 @@ async def _pump(
     context = await read_context(conn, state.source, needs)
     consumer = _Consumer(ctx, stream, tracker, loader, r, context)
 
-    await _drain(stream.pages(state), queue, consumer)
+    await _drain(stream.pages(state), queue, consumer, deadline, lambda: _deadline_passed(ctx, r))
     consumer.check_rejects(final=True)
     gone = await _verify_unseen(stream, state, tracker, conn, queue, consumer)
     r.deleted += await tracker.complete(
@@ -403,14 +431,35 @@ async def _pump(
     await _check_drift(ctx, stream, conn, consumer.fields)
 
 
-async def _drain(pages: AsyncIterator[Page], queue: asyncio.Queue[Page | None], consumer: _Consumer) -> None:
-    """Producer → bounded queue → consumer until ``pages`` ends; a fetch error fails after the commit."""
+async def _drain(
+    pages: AsyncIterator[Page],
+    queue: asyncio.Queue[Page | None],
+    consumer: _Consumer,
+    deadline: float | None = None,
+    expired: Callable[[], Exception] | None = None,
+) -> None:
+    """Producer → bounded queue → consumer until ``pages`` ends; a fetch error fails after the commit.
+
+    At ``deadline`` (loop time) fetching stops and ``expired()`` is raised once what was fetched is
+    committed.
+    """
     fetch_error: list[Exception] = []
 
     async def produce() -> None:
+        limit = asyncio.timeout_at(deadline) if deadline is not None else None
         try:
-            async for page in pages:
-                await queue.put(page)
+            if limit is None:
+                async for page in pages:
+                    await queue.put(page)
+            else:
+                async with limit:
+                    async for page in pages:
+                        await queue.put(page)
+        except TimeoutError as exc:
+            if limit is not None and limit.expired() and expired is not None:  # stop, keep what we have
+                fetch_error.append(expired())
+            else:
+                fetch_error.append(exc)
         except Exception as exc:  # let the consumer commit what was already fetched, then fail
             fetch_error.append(exc)
         await queue.put(None)
@@ -486,6 +535,42 @@ async def _check_drift(
         )
 
 
+def _deadline_passed(ctx: RunContext, r: StreamResult) -> DeferredError:
+    knobs = ctx.settings.pipeline
+    return DeferredError(
+        f"{r.source}/{r.resource}: deadline reached (max_run_minutes={knobs.max_run_minutes:g}, "
+        f"max_stream_minutes={knobs.max_stream_minutes:g}); stopped fetching, committed pages are kept "
+        "and the next run resumes from them"
+    )
+
+
+async def _locked_elsewhere(
+    ctx: RunContext, conn: asyncpg.Connection, stream: Stream, r: StreamResult
+) -> None:
+    """Skipped while a live run within its deadline has the stream; stuck (exit 1) otherwise."""
+    name = stream.source.name
+    pid = await locks.lock_holder(conn, name, stream.resource)
+    holder = await runs.holder_run(conn, name, stream.resource, ctx.run_id)
+    if holder is not None and holder.stuck:
+        r.status = "stuck"
+        r.error = (
+            f"{name}/{stream.resource} is held by a stuck run: {holder.describe()} (database backend "
+            f"pid {pid}); nothing was loaded. Stop that process (or end its database session: "
+            f"SELECT pg_terminate_backend({pid})) and re-run"
+        )
+        log.error("stream_stuck", holder_run=holder.run_id, host=holder.host, pid=holder.pid)
+    else:
+        r.status = "skipped"
+        who = f"run {holder.run_id} on host {holder.host} pid {holder.pid}, " if holder is not None else ""
+        r.error = (
+            f"{name}/{stream.resource} is being loaded by another run ({who}database backend pid "
+            f"{pid}); skipped so nothing loads twice"
+        )
+        log.warning("stream_skipped", reason="locked", holder_pid=pid)
+    r.stream_run_id = await runs.start_stream_run(conn, ctx.run_id, r)
+    await runs.finish_stream_run(conn, r)
+
+
 def _copy_stats(stream: Stream, r: StreamResult) -> None:
     stats: RequestCounters | None = getattr(stream, "stats", None)
     if stats is not None:
@@ -503,22 +588,14 @@ async def run_stream(
     with bind_stream(run_id=ctx.run_id, source=name, stream=stream.resource):
         async with ctx.pool.acquire() as conn:
             if not await locks.try_lock_stream(conn, name, stream.resource):
-                holder = await locks.lock_holder(conn, name, stream.resource)
-                r.status = "skipped"
-                r.error = (
-                    f"{name}/{stream.resource} is being loaded by another run (database backend pid "
-                    f"{holder}); skipped so nothing loads twice"
-                )
-                r.stream_run_id = await runs.start_stream_run(conn, ctx.run_id, r)
-                await runs.finish_stream_run(conn, r)
-                log.warning("stream_skipped", reason="locked", holder_pid=holder)
+                await _locked_elsewhere(ctx, conn, stream, r)
                 return r
             try:
                 state = await begin(conn, stream)
                 r.mode, r.backfill_id = state.mode, state.backfill_id
                 r.stream_run_id = await runs.start_stream_run(conn, ctx.run_id, r)
                 ctx.progress.start(f"{name}/{stream.resource}", state.expected_total)
-                await _pump(ctx, stream, state, conn, r)
+                await _pump(ctx, stream, state, conn, r, ctx.stream_deadline(started))
                 r.status = "succeeded"
             except checkpoints.ScanIncomplete as exc:
                 r.status, r.error = "incomplete", str(exc)
@@ -536,6 +613,10 @@ async def run_stream(
                 log.info("stream_skipped", reason="rescan_not_due", detail=str(exc))
             except ViolationBudgetError as exc:
                 r.status, r.error = "stopped", redact_text(str(exc))
+                log.error("stream_stopped", error=r.error)
+            except DeferredError as exc:
+                r.status, r.error = "deferred", redact_text(str(exc))
+                log.warning("stream_deferred", error=r.error)
             except Exception as exc:  # a stream's failure is recorded, other streams go on
                 r.status, r.error = "failed", redact_text(f"{type(exc).__name__}: {exc}")
                 log.error("stream_failed", error=r.error)
@@ -641,6 +722,31 @@ async def run_sources(
     return results
 
 
+def shared_budgets(ctx: RunContext, client_factory: ClientFactory) -> ClientFactory:
+    """Wrap a client factory so every client draws from its rate group's budget in the database."""
+
+    @asynccontextmanager
+    async def open_client(src: SourceSettings) -> AsyncIterator[Any]:
+        async with client_factory(src) as client:
+            attach = getattr(client, "share_budget", None)
+            if attach is not None:
+                attach(SharedBudget(ctx.pool, src, ctx.run_id, getattr(client, "clock", SystemClock())))
+            yield client
+
+    return open_client
+
+
+async def _beat(pool: asyncpg.Pool, run_id: int) -> None:
+    """Refresh etl.runs.heartbeat_at while the run lives, so other runs can tell it from a stuck one."""
+    while True:
+        await asyncio.sleep(runs.HEARTBEAT_SECONDS)
+        try:
+            async with pool.acquire() as conn:
+                await runs.heartbeat(conn, run_id)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("heartbeat_failed", run_id=run_id, error=type(exc).__name__)
+
+
 async def open_run(
     settings: Settings,
     pool: asyncpg.Pool,
@@ -651,9 +757,10 @@ async def open_run(
     allow_deletes: bool = False,
 ) -> RunContext:
     config = str(settings.path) if settings.path else None
+    minutes = settings.pipeline.max_run_minutes
     lock_conn: asyncpg.Connection = await pool.acquire()
     try:
-        run_id = await runs.start_run(lock_conn, command, args, config)
+        run_id = await runs.start_run(lock_conn, command, args, config, minutes)
         await runs.hold_run_lock(lock_conn, run_id)
         stale = await runs.abort_stale_runs(lock_conn, run_id)
     except BaseException:
@@ -661,7 +768,7 @@ async def open_run(
         raise
     if stale:
         log.warning("stale_runs_aborted", runs=stale, reason="their process died; locks were free")
-    return RunContext(
+    ctx = RunContext(
         settings,
         pool,
         run_id,
@@ -669,7 +776,10 @@ async def open_run(
         progress or NoProgress(),
         allow_deletes=allow_deletes,
         lock_conn=lock_conn,
+        deadline=time.monotonic() + minutes * 60 if minutes > 0 else None,
     )
+    ctx.heartbeat = asyncio.create_task(_beat(pool, run_id))
+    return ctx
 
 
 async def _release_run_lock(ctx: RunContext) -> None:
@@ -685,6 +795,7 @@ async def _release_run_lock(ctx: RunContext) -> None:
 async def abort_run(ctx: RunContext, command: str) -> RunAborted:
     """After SIGTERM / SIGINT: the run ``aborted`` in the books, with what its streams did."""
     reason = f"interrupted by {' or '.join(ctx.interrupted_by) or 'cancellation'}"
+    await stop_heartbeat(ctx)
     async with ctx.pool.acquire() as conn:
         await runs.finish_run(conn, ctx.run_id, "aborted", reason)
     await _release_run_lock(ctx)
@@ -692,7 +803,17 @@ async def abort_run(ctx: RunContext, command: str) -> RunAborted:
     return RunAborted(RunSummary(ctx.run_id, command, "aborted", list(ctx.results), error=reason))
 
 
+async def stop_heartbeat(ctx: RunContext) -> None:
+    """End the run's heartbeat task (``close_run`` does; call it on paths that end a run otherwise)."""
+    if ctx.heartbeat is not None:
+        ctx.heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ctx.heartbeat
+        ctx.heartbeat = None
+
+
 async def close_run(ctx: RunContext, command: str, results: list[StreamResult]) -> RunSummary:
+    await stop_heartbeat(ctx)
     status = runs.run_status(results) if results else "succeeded"
     async with ctx.pool.acquire() as conn:
         await runs.finish_run(conn, ctx.run_id, status)
@@ -721,8 +842,11 @@ async def run_sync(
         args["allow_deletes"] = True
     ctx = await open_run(settings, pool, "sync", args, progress, allow_deletes=allow_deletes)
     begin = nightly_state(ctx, full)
+    clients = shared_budgets(ctx, client_factory)
     try:
-        results = await run_sources(plan, stream_factory, client_factory, lambda s: run_stream(ctx, s, begin))
+        results = await run_sources(plan, stream_factory, clients, lambda s: run_stream(ctx, s, begin))
     except asyncio.CancelledError:
         raise await abort_run(ctx, "sync") from None
+    finally:
+        await stop_heartbeat(ctx)
     return await close_run(ctx, "sync", results)

@@ -10,7 +10,7 @@ import hashlib
 import os
 import socket
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -61,6 +61,7 @@ class StreamResult:
 
     @property
     def ok(self) -> bool:
+        """Skipped streams are fine (a live run has them); deferred, stuck and stopped are not."""
         return self.status in ("succeeded", "skipped")
 
 
@@ -93,17 +94,28 @@ def run_status(results: list[StreamResult]) -> str:
     return "partial"
 
 
+HEARTBEAT_SECONDS = 30.0  # a running run refreshes etl.runs.heartbeat_at this often
+STALE_AFTER_SECONDS = 120.0  # a heartbeat older than this: the process is gone or frozen
+
+
 async def start_run(
-    conn: asyncpg.Connection, command: str, args: dict[str, Any], config_path: str | None = None
+    conn: asyncpg.Connection,
+    command: str,
+    args: dict[str, Any],
+    config_path: str | None = None,
+    max_minutes: float = 0.0,
 ) -> int:
+    """Insert the run (host, pid, first heartbeat, deadline = now + ``max_minutes`` unless 0)."""
     run_id: int = await conn.fetchval(
-        "INSERT INTO etl.runs (command, args, config_path, host, pid) "
-        "VALUES ($1, $2::text::jsonb, $3, $4, $5) RETURNING id",
+        "INSERT INTO etl.runs (command, args, config_path, host, pid, heartbeat_at, deadline_at) "
+        "VALUES ($1, $2::text::jsonb, $3, $4, $5, now(), "
+        "CASE WHEN $6 > 0 THEN now() + $6 * interval '1 minute' END) RETURNING id",
         command,
         orjson.dumps(args, default=str).decode(),
         config_path,
         socket.gethostname(),
         os.getpid(),
+        float(max_minutes),
     )
     return run_id
 
@@ -152,6 +164,92 @@ async def abort_stale_runs(conn: asyncpg.Connection, found_by: int) -> list[int]
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", key)
     return marked
+
+
+async def heartbeat(conn: asyncpg.Connection, run_id: int) -> None:
+    await conn.execute("UPDATE etl.runs SET heartbeat_at = now() WHERE id = $1", run_id)
+
+
+@dataclass(slots=True)
+class HolderRun:
+    """The run holding a stream (or any run that looks stuck), as ``pipeline status`` shows it."""
+
+    run_id: int
+    command: str
+    host: str | None
+    pid: int | None
+    started_at: datetime
+    age_seconds: float
+    heartbeat_age_seconds: float | None
+    deadline_at: datetime | None
+    stale: bool  # no heartbeat for STALE_AFTER_SECONDS: the process is gone or frozen
+    overdue: bool  # past its deadline (max_run_minutes)
+
+    @property
+    def stuck(self) -> bool:
+        return self.stale or self.overdue
+
+    def describe(self) -> str:
+        why = []
+        if self.stale:
+            beat = self.heartbeat_age_seconds
+            why.append(f"no heartbeat for {_age(beat)}" if beat is not None else "no heartbeat")
+        if self.overdue and self.deadline_at is not None:
+            why.append(f"past its deadline {self.deadline_at:%Y-%m-%d %H:%M:%S %Z}")
+        return (
+            f"run {self.run_id} ({self.command}) on host {self.host or '?'} pid {self.pid or '?'}, "
+            f"age {_age(self.age_seconds)}" + (f": {', '.join(why)}" if why else "")
+        )
+
+
+def _age(seconds: float) -> str:
+    return str(timedelta(seconds=round(seconds)))
+
+
+_HOLDER_COLUMNS = f"""
+    r.id, r.command, r.host, r.pid, r.started_at, r.deadline_at,
+    extract(epoch FROM now() - r.started_at)::double precision AS age,
+    extract(epoch FROM now() - r.heartbeat_at)::double precision AS beat,
+    (r.heartbeat_at IS NOT NULL AND r.heartbeat_at < now() - interval '{STALE_AFTER_SECONDS:g} seconds')
+        AS stale,
+    coalesce(r.deadline_at < now(), false) AS overdue
+"""
+
+
+def _holder(row: asyncpg.Record) -> HolderRun:
+    return HolderRun(
+        run_id=row["id"],
+        command=row["command"],
+        host=row["host"],
+        pid=row["pid"],
+        started_at=row["started_at"],
+        age_seconds=float(row["age"]),
+        heartbeat_age_seconds=float(row["beat"]) if row["beat"] is not None else None,
+        deadline_at=row["deadline_at"],
+        stale=bool(row["stale"]),
+        overdue=bool(row["overdue"]),
+    )
+
+
+async def holder_run(conn: asyncpg.Connection, source: str, resource: str, own_run: int) -> HolderRun | None:
+    """The unfinished run that has the stream running (the one holding its lock), if recorded."""
+    row = await conn.fetchrow(
+        f"SELECT {_HOLDER_COLUMNS} FROM etl.stream_runs s JOIN etl.runs r ON r.id = s.run_id "
+        "WHERE s.source = $1 AND s.resource = $2 AND s.status = 'running' AND s.finished_at IS NULL "
+        "AND r.finished_at IS NULL AND r.id <> $3 ORDER BY s.id DESC LIMIT 1",
+        source,
+        resource,
+        own_run,
+    )
+    return _holder(row) if row is not None else None
+
+
+async def stuck_runs(conn: asyncpg.Connection) -> list[HolderRun]:
+    """Unfinished runs with a stale heartbeat or past their deadline (``pipeline status``)."""
+    rows = await conn.fetch(
+        f"SELECT {_HOLDER_COLUMNS} FROM etl.runs r WHERE r.finished_at IS NULL ORDER BY r.id"
+    )
+    return [h for h in map(_holder, rows) if h.stuck]
 
 
 async def finish_run(conn: asyncpg.Connection, run_id: int, status: str, error: str | None = None) -> None:

@@ -175,7 +175,15 @@ class SourceSettings(BaseModel):
     backoff_max_seconds: PositiveFloat = 60.0
     max_body_bytes: PositiveInt = 32 * 1024 * 1024
     safety_margin_seconds: NonNegativeFloat = 0.02
+    # 429s allowed per rate group within violation_window_seconds (the API's own window; Nekos
+    # counts violations over a rolling hour), across every process and run (etl.rate_violations).
     violation_budget: PositiveInt = 5
+    violation_window_seconds: PositiveFloat = 3600.0
+    # Sources sharing one request budget in etl.rate_groups; default: API host + credential identity.
+    rate_group: str | None = Field(default=None, min_length=1, max_length=200)
+    # A wait the server asks for (Retry-After, X-RateLimit-Reset, a ban) above this stops the
+    # source cleanly (status deferred, exit 1) instead of holding the run.
+    max_wait_seconds: PositiveFloat = 300.0
     rate_limit_reset: Literal["epoch", "seconds"] = "seconds"
     rate_limit_reserve: int = Field(default=1, ge=0)
     max_pages: PositiveInt | None = None
@@ -289,6 +297,10 @@ class PipelineSettings(BaseModel):
     flush_seconds: float = Field(default=2.0, gt=0, allow_inf_nan=False)
     max_reject_share: float = Field(default=0.05, ge=0, le=1, allow_inf_nan=False)
     cursor_lag_seconds: int = Field(default=300, ge=0)
+    # Deadlines (0 = none): a stream or run past them stops fetching cleanly (status deferred).
+    # Another run finding a stream held by a run past its deadline reports it as stuck.
+    max_run_minutes: NonNegativeFloat = 720.0
+    max_stream_minutes: NonNegativeFloat = 0.0
 
 
 class DatabaseSettings(BaseModel):

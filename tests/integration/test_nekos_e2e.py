@@ -145,7 +145,8 @@ class StormAfter:
 async def test_a_long_storm_stops_cleanly_and_the_next_run_resumes(
     sandbox: Sandbox, pool: asyncpg.Pool
 ) -> None:
-    """A storm stops the service at the violation budget, far from the ban; the next run resumes."""
+    """A storm stops the service at the violation budget, far from the ban; the next run is refused
+    while the ledger's window holds the violations, and resumes once it has passed."""
     service(sandbox).configure(swap_probability=0)  # a stable order: the resumed run alone is exact
     settings = nekos_settings(sandbox, unlimited=True, max_in_flight=1)
 
@@ -168,6 +169,15 @@ async def test_a_long_storm_stops_cleanly_and_the_next_run_resumes(
 
     sandbox.ctx.clear_faults("nekos")
     sandbox.ctx.reset()
+    # The ledger remembers both 429s for the API's rolling hour: the next run refuses the source
+    # before any request, saying when it may run again.
+    refused = await sync(settings, pool, resources=["images"])
+    assert refused.streams[0].status == "stopped"
+    assert refused.streams[0].requests == 0
+    assert "may run again after" in (refused.streams[0].error or "")
+    assert sandbox.ctx.counters_for("nekos").requests == 0
+    # An hour later (the ledger's rows aged past the window) it resumes.
+    await pool.execute("UPDATE etl.rate_violations SET at = at - interval '3601 seconds'")
     summary = await sync(settings, pool, resources=["images"])
     assert summary.streams[0].status == "succeeded"
     assert await live_ids(pool, "images") == set(service(sandbox).data.images)

@@ -11,7 +11,7 @@ import pytest
 from aioresponses import CallbackResult, aioresponses
 
 from pipeline.clock import VirtualClock
-from pipeline.errors import ContractError, HTTPStatusError, ViolationBudgetError
+from pipeline.errors import ContractError, DeferredError, HTTPStatusError, ViolationBudgetError
 from pipeline.http import ServiceClient
 from pipeline.responses import graphql_body_check
 from tests.unit.test_http_client import BASE, make_settings
@@ -127,7 +127,12 @@ async def test_budget_exhaustion_wakes_paused_siblings() -> None:
     clock = VirtualClock()
     ban = (429, {"Retry-After": "3600"}, None)
     server = Server(clock, [ban, ban])
-    settings = make_settings(violation_budget=2, max_in_flight=1, rate={"requests": 1, "per_seconds": 1.0})
+    settings = make_settings(
+        violation_budget=2,
+        max_in_flight=1,
+        rate={"requests": 1, "per_seconds": 1.0},
+        max_wait_seconds=7200,  # an hour is within the bound here: the pause itself is under test
+    )
     with aioresponses() as mock:
         mock.get(ANY, callback=server.respond, repeat=True)
         async with ServiceClient(settings, clock=clock) as client:
@@ -205,3 +210,73 @@ async def test_graphql_api_disabled_is_fatal_and_clear() -> None:
     assert caught.value.status == 403
     assert "temporarily disabled" in str(caught.value)
     assert "try again later" in str(caught.value)
+
+
+async def test_429s_do_not_use_up_max_attempts() -> None:
+    """Five 429s with max_attempts = 2: the violation budget (10) governs them, the call succeeds."""
+    clock = VirtualClock()
+    too_many = (429, {"Retry-After": "1"}, None)
+    server = Server(clock, [too_many] * 5)
+    settings = make_settings(max_attempts=2, violation_budget=10, rate={"requests": 1, "per_seconds": 1.0})
+    with aioresponses() as mock:
+        mock.get(ANY, callback=server.respond, repeat=True)
+        async with ServiceClient(settings, clock=clock) as client:
+            assert await client.get_json("anime") == {"ok": True}
+    assert client.totals.rate_limited == 5
+    assert len(server.sent) == 6
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        pytest.param(429, {"Retry-After": "86400"}, id="429-retry-after-a-day"),
+        pytest.param(503, {"Retry-After": "86400"}, id="503-retry-after-a-day"),
+        pytest.param(429, {"X-RateLimit-Reset": "1700086400"}, id="429-reset-epoch-read-by-magnitude"),
+    ],
+)
+async def test_a_wait_beyond_max_wait_defers_at_once(status: int, headers: dict[str, str]) -> None:
+    """Any server-asked wait over max_wait_seconds raises DeferredError naming the moment; no sleep."""
+    clock = VirtualClock(start_wall=1_700_000_000.0)
+    server = Server(clock, [(status, headers, None)])
+    settings = make_settings(max_wait_seconds=300, rate_limit_reset="seconds", max_in_flight=2)
+    with aioresponses() as mock:
+        mock.get(ANY, callback=server.respond, repeat=True)
+        async with ServiceClient(settings, clock=clock) as client:
+            with pytest.raises(DeferredError) as caught:
+                await client.get_json("anime")
+            with pytest.raises(DeferredError):  # the source stays stopped for its other workers
+                await client.get_json("anime")
+    assert clock.slept < 1.0
+    assert len(server.sent) == 1
+    assert caught.value.resume_at == pytest.approx(1_700_086_400.0, abs=1)
+    assert "2023-11-15 22:13:20 UTC" in str(caught.value)
+    assert "max_wait_seconds=300" in str(caught.value)
+
+
+async def test_a_reset_hold_beyond_max_wait_defers_the_next_request() -> None:
+    """Remaining at the reserve with a reset an hour away (epoch, under `seconds`): the next call defers."""
+    clock = VirtualClock(start_wall=1_700_000_000.0)
+    low = (200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1700003600"}, [])
+    server = Server(clock, [low])
+    settings = make_settings(max_wait_seconds=300, rate_limit_reserve=0)
+    with aioresponses() as mock:
+        mock.get(ANY, callback=server.respond, repeat=True)
+        async with ServiceClient(settings, clock=clock) as client:
+            await client.get_json("anime")
+            with pytest.raises(DeferredError, match="3,600 s"):
+                await client.get_json("anime")
+    assert len(server.sent) == 1
+    assert clock.slept < 1.0
+
+
+async def test_own_backoff_is_capped_by_backoff_max() -> None:
+    """Exponential backoff never sleeps longer than backoff_max_seconds between attempts."""
+    clock = VirtualClock()
+    server = Server(clock, [(503, {}, None)] * 5)
+    settings = make_settings(max_attempts=6, backoff_base_seconds=1.0, backoff_max_seconds=3.0)
+    with aioresponses() as mock:
+        mock.get(ANY, callback=server.respond, repeat=True)
+        async with ServiceClient(settings, clock=clock, jitter=lambda: 1.0) as client:
+            await client.get_json("anime")
+    gaps = [b - a for a, b in zip(server.sent, server.sent[1:], strict=False)]
+    assert gaps == pytest.approx([1.0, 2.0, 3.0, 3.0, 3.0], abs=0.05)

@@ -187,3 +187,10 @@ def test_reset_header_meaning_depends_on_the_source() -> None:
 def test_classify_response(status: int, body: bytes, outcome: Outcome) -> None:
     """The one classifier maps status and body to the right outcome."""
     assert classify_response(status, {}, body, now_wall=NOW).outcome is outcome
+
+
+def test_reset_is_read_by_magnitude_never_a_wait_of_years() -> None:
+    """An epoch under the `seconds` reading, or a delta under `epoch`, still means the right wait."""
+    assert reset_seconds(NOW + 90, "seconds", NOW) == pytest.approx(90.0)
+    assert reset_seconds(30, "epoch", NOW) == 30.0
+    assert reset_seconds(NOW - 5, "seconds", NOW) == 0.0
