@@ -192,6 +192,7 @@ async def fake_holder(pool: asyncpg.Pool, *, heartbeat: str, deadline: str) -> t
         f"VALUES ('sync', 'nightly-box', 4242, now() - interval '13 hours', {heartbeat}, {deadline}) "
         "RETURNING id"
     )
+    await runs.hold_run_lock(conn, run_id)  # its connection is alive, as a hung process's is
     await conn.execute(
         "INSERT INTO etl.stream_runs (run_id, source, resource, mode) VALUES ($1, 'nekos', 'images', 'full')",
         run_id,
