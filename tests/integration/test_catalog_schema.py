@@ -186,15 +186,23 @@ def _fixture(name: str) -> Any:
 async def test_real_recordings_load_and_meet_in_works(db_url: str) -> None:
     """Kitsu and AniList Cowboy Bebop load through the loader, resolve their refs and form one work."""
     kitsu_page = _fixture("kitsu/anime-tags-1.json")
-    kitsu_page["data"]["relationships"]["mappings"]["data"] = [{"type": "mappings", "id": "m1"}]
-    kitsu_page["included"] = [
-        {"id": "m1", "type": "mappings", "attributes": {"externalSite": "anilist/anime", "externalId": "1"}}
-    ]
+    # The mapping arrives on its own stream's page (/mappings?include=item), as a sync fetches it.
+    mappings_page = {
+        "data": [
+            {
+                "id": "m1",
+                "type": "mappings",
+                "attributes": {"externalSite": "anilist/anime", "externalId": "1"},
+                "relationships": {"item": {"data": {"type": "anime", "id": "1"}}},
+            }
+        ]
+    }
     conn = await db.connect(db_url)
     try:
         kitsu_loader = Loader(conn, "kitsu", run_id=None)
         anilist_loader = Loader(conn, "anilist", run_id=None)
         await kitsu_loader.load(transform("kitsu", "anime", kitsu_page))
+        await kitsu_loader.load(transform("kitsu", "mappings", mappings_page))
         await kitsu_loader.load(transform("kitsu", "categories", _fixture("kitsu/anime-tags-1_tags.json")))
         bebop = _fixture("anilist-graphql/media-status-finished.json")
         first = await anilist_loader.load(transform("anilist", "anime", bebop))
