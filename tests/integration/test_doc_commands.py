@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.db, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 COMMANDS = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
-INVOCATION = re.compile(r"""(?:^|(?<=[\s"'(=]))(?:[\w./-]*/)?pipeline\s+(?=-|[a-z])(.*)$""")
+INVOCATION = re.compile(r"""(?:^\s*|(?<=[="'(/]))(?:[\w./-]*/)?pipeline\s+(?=-|[a-z])(.*)$""")
 PLACEHOLDER = re.compile(r"[\[\]…|]|(?<!\S)[A-Z]+(?!\S)|\bPATH\b")
 # Documented lines whose success depends on state the test cannot have, with what must happen.
 EXPECTED_EXIT = {("backfill", "--resume", "12"): (2, "no backfill with id 12")}
