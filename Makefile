@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test unit compat lint typecheck format bench clean sandbox status wheel-check
+.PHONY: help install demo test unit compat lint typecheck format bench clean sandbox status wheel-check dagster-test
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -48,6 +48,11 @@ wheel-check: ## build the wheel, install it in a fresh venv outside the repo, mi
 bench: $(STAMP) ## benchmarks; results in bench/results/
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench
+
+dagster-test: $(STAMP) ## install the [dagster] extra, type-check against it, run the Dagster tests
+	$(BIN)/python -m pip install --quiet -e '.[dev,dagster]'
+	$(BIN)/mypy
+	PIPELINE_REQUIRE_DAGSTER=1 $(BIN)/python -m pytest -m dagster $(PYTEST_ARGS)
 
 status: $(STAMP) ## pipeline status (streams, checkpoints, last runs)
 	$(BIN)/pipeline status

@@ -336,12 +336,13 @@ class Tracker:
                 )
                 await conn.execute(
                     """INSERT INTO etl.checkpoints AS c (source, resource, scan, scan_completed_at, scan_auth,
-                                                         scan_seen, cursor, cursor_kind, run_id)
-                       VALUES ($1, $2, '{}'::jsonb, now(), $3, $4, $5, $6, $7)
+                                              scan_seen, cursor, cursor_kind, run_id, scan_expected)
+                       VALUES ($1, $2, '{}'::jsonb, now(), $3, $4, $5, $6, $7, $8)
                        ON CONFLICT (source, resource) DO UPDATE SET scan = '{}'::jsonb,
                            scan_completed_at = now(), scan_incomplete_at = NULL,
                            scan_auth = EXCLUDED.scan_auth,
-                           scan_seen = EXCLUDED.scan_seen, updated_at = now(), run_id = EXCLUDED.run_id,
+                           scan_seen = EXCLUDED.scan_seen, scan_expected = EXCLUDED.scan_expected,
+                           updated_at = now(), run_id = EXCLUDED.run_id,
                            cursor = COALESCE(EXCLUDED.cursor, c.cursor),
                            cursor_kind = COALESCE(EXCLUDED.cursor_kind, c.cursor_kind)""",
                     state.source,
@@ -351,6 +352,7 @@ class Tracker:
                     text,
                     kind,
                     self.run_id,
+                    state.expected_total,
                 )
             await conn.execute("DELETE FROM etl.scan_seen WHERE scan_id = $1", state.scan_id)
         return deleted

@@ -10,6 +10,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -301,6 +302,17 @@ class PipelineSettings(BaseModel):
     # Another run finding a stream held by a run past its deadline reports it as stuck.
     max_run_minutes: NonNegativeFloat = 720.0
     max_stream_minutes: NonNegativeFloat = 0.0
+    # Orchestrator (pipeline.dagster): nightly sync schedule, freshness check, first backfill window.
+    schedule: str = "0 3 * * *"
+    max_lag_hours: PositiveFloat = 26.0
+    backfill_start: date = date(2013, 1, 1)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError("must be a cron expression of five fields, e.g. '0 3 * * *' (03:00 UTC daily)")
+        return value
 
 
 class DatabaseSettings(BaseModel):
