@@ -96,7 +96,8 @@ def _report(
         if r.resource not in wanted:
             continue
         meta = stream_metadata(summary, r)
-        if r.status == "succeeded":
+        # An incomplete scan loaded its pages (nothing deleted): reported, and its scan_complete check fails.
+        if r.status in ("succeeded", "incomplete"):
             key = stream_key(r.source, r.resource)
             if asset_results:
                 yield dg.MaterializeResult(asset_key=key, metadata=meta)
@@ -104,7 +105,7 @@ def _report(
                 yield dg.AssetMaterialization(asset_key=key, metadata=meta)
         elif r.status == "failed":
             failed.append(f"{r.source}/{r.resource}: {r.error}")
-        else:  # skipped, deferred, stopped, incomplete (the scan_complete check says so): nothing new
+        else:  # skipped (locked elsewhere, re-scan not due), deferred, stopped: nothing new to report
             context.log.warning(f"{r.source}/{r.resource} {r.status}: {r.error}")
     if failed:
         raise dg.Failure(

@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from pipeline import db, sources
+from pipeline import sources
+from pipeline.api import with_pool
 from pipeline.runner import ClientFactory, StreamFactory
 from pipeline.runs import RunSummary, StreamResult
 from pipeline.settings import Settings, SourceSettings
@@ -92,29 +93,18 @@ def windowed(source: SourceSettings) -> bool:
     return source.kind in WINDOWED_KINDS
 
 
-async def with_database(url: str | None, work: Callable[[asyncpg.Pool], Awaitable[T]], size: int = 4) -> T:
-    """Open ``url`` (``None``: the embedded server), apply pending migrations, run ``work`` on a pool."""
-    resolved = db.resolve_url(url)
-    conn = await db.connect(resolved)
-    try:
-        await db.migrate(conn)
-    finally:
-        await conn.close()
-    async with db.pool_for(resolved, min_size=1, max_size=size) as pool:
-        return await work(pool)
-
-
 @dataclass(frozen=True, slots=True)
 class Runner:
-    """Runs streams of one configuration against one database (``None`` = ``DATABASE_URL``/config)."""
+    """Runs streams of one configuration against one database (``None`` = ``DATABASE_URL``/config).
+
+    Like ``pipeline.api.sync``/``backfill`` (and through its ``with_pool``), with the stream and
+    client factories injectable and no logging set-up (the orchestrator owns the process's logging).
+    """
 
     settings: Settings
     database_url: str | None = None
     stream_factory: StreamFactory = sources.build_stream
     client_factory: ClientFactory = sources.open_client
-
-    def url(self) -> str | None:
-        return self.database_url or self.settings.database_url()
 
     async def sync(self, source: str, resources: Sequence[str], full: bool = False) -> RunSummary:
         from pipeline.runner import run_sync
@@ -130,7 +120,7 @@ class Runner:
                 client_factory=self.client_factory,
             )
 
-        return await with_database(self.url(), work)
+        return await with_pool(self.settings, work, self.database_url)
 
     async def backfill(
         self,
@@ -155,14 +145,14 @@ class Runner:
                 client_factory=self.client_factory,
             )
 
-        return await with_database(self.url(), work)
+        return await with_pool(self.settings, work, self.database_url)
 
     async def query(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         async def run(pool: asyncpg.Pool) -> T:
             async with pool.acquire() as conn:
                 return await work(conn)
 
-        return await with_database(self.url(), run, size=2)
+        return await with_pool(self.settings, run, self.database_url)
 
 
 def stream_metadata(summary: RunSummary, r: StreamResult) -> dict[str, Any]:

@@ -232,8 +232,7 @@ def test_pool_keeps_two_partitions_of_one_api_apart(
 
 
 def test_asset_checks_fail_on_an_incomplete_scan_and_pass_on_a_complete_one(db_url: str) -> None:
-    """scan_complete fails when a scan saw 8 of 12 records and passes at 12 of 12; a mass delete fails
-    delete_guard."""
+    """scan_complete fails when a scan saw 8 of 12 records and passes at 12 of 12."""
     from pipeline.runner import no_client
     from tests.integration import loadkit
     from tests.integration.loadkit import FakeStream, factory, item, page_doc
@@ -261,9 +260,12 @@ def test_asset_checks_fail_on_an_incomplete_scan_and_pass_on_a_complete_one(db_u
         return {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
 
     good = {"scan_complete": True, "reject_share": True, "freshness": True, "delete_guard": True}
-    assert scan(pages=2, total=12) == {**good, "scan_complete": False}  # 8 seen of 12 expected
-    assert fetch(db_url, "SELECT scan_seen, scan_expected FROM etl.checkpoints") == [
-        {"scan_seen": 8, "scan_expected": 12}
-    ]
+    # 8 seen of 12 expected: incomplete, and no run of the stream has succeeded yet.
+    assert scan(pages=2, total=12) == {**good, "scan_complete": False, "freshness": False}
+    [row] = fetch(db_url, "SELECT scan_completed_at, scan_incomplete_at FROM etl.checkpoints")
+    assert row["scan_completed_at"] is None
+    assert row["scan_incomplete_at"] is not None
     assert scan(pages=3, total=12) == good
-    assert scan(pages=1, total=4) == {**good, "delete_guard": False}  # 8 of 12 live rows deleted
+    assert fetch(db_url, "SELECT scan_seen, scan_expected FROM etl.checkpoints") == [
+        {"scan_seen": 12, "scan_expected": 12}
+    ]
