@@ -17,12 +17,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import asyncpg
 
 from pipeline import sources
 from pipeline.api import with_pool
+from pipeline.budget import group_of
 from pipeline.runner import ClientFactory, StreamFactory
 from pipeline.runs import RunSummary, StreamResult
 from pipeline.settings import Settings, SourceSettings
@@ -53,15 +53,13 @@ DEFERRED_STATUSES = ("deferred", "stopped")
 
 
 def rate_group(source: SourceSettings) -> str:
-    """The name of a source's rate budget: its API host and port plus the source name.
+    """The orchestrator pool of a source: its shared rate budget's group (``pipeline.budget.group_of``:
+    ``rate_group`` from the config, else API host[:port] + credential identity), in pool-safe characters.
 
-    Used as the orchestrator's concurrency pool, so two runs never call one API at once. A name
-    of letters, digits, ``.``, ``_`` and ``-`` only (pool names appear in URLs of the Dagster UI).
+    Sources of one group share one pool, so two runs never call one API budget at once. Only
+    letters, digits, ``.``, ``_`` and ``-`` are kept (pool names appear in URLs of the Dagster UI).
     """
-    parts = urlsplit(source.base_url)
-    host = parts.hostname or "local"
-    port = f"_{parts.port}" if parts.port else ""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", f"{host}{port}__{source.name}")
+    return re.sub(r"[^A-Za-z0-9._-]", "_", group_of(source))
 
 
 def stream_deps(source: SourceSettings, resource: str) -> tuple[str, ...]:

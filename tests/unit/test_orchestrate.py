@@ -19,11 +19,12 @@ def source(kind: str, url: str, resources: list[str] | None = None, name: str = 
     return s.sources[name]  # type: ignore[attr-defined]
 
 
-def test_rate_group_is_host_port_and_source_in_pool_safe_characters() -> None:
-    assert rate_group(source("kitsu", "https://kitsu.app/api/edge", name="kitsu")) == "kitsu.app__kitsu"
-    assert (
-        rate_group(source("zou", "http://127.0.0.1:8703/api", name="studio_b")) == "127.0.0.1_8703__studio_b"
-    )
+def test_pool_is_the_rate_group_in_pool_safe_characters() -> None:
+    assert rate_group(source("kitsu", "https://kitsu.app/api/edge", name="kitsu")) == "kitsu.app_anonymous"
+    assert rate_group(source("zou", "http://127.0.0.1:8703/api", name="b")) == "127.0.0.1_8703_anonymous"
+    # Two sources on one host with one identity share the budget, so they share the pool.
+    a, b = source("zou", "http://127.0.0.1:8703/api", name="a"), source("zou", "http://127.0.0.1:8703/api")
+    assert rate_group(a) == rate_group(b)
 
 
 def test_dependencies_follow_the_configured_order() -> None:
