@@ -233,6 +233,13 @@ def backfill(
         raise ConfigError(f"since {since.isoformat()} is not before until {until.isoformat()}; swap them")
     _logging(log_level, log_json)
     chosen = load(config, settings)
+    if resume is None and not full and source in chosen.sources:
+        reason = sources.window_refusal(chosen.sources[source])
+        if reason is not None:  # never a silent full re-scan
+            raise ConfigError(
+                f"source {source} cannot back-fill a --since/--until window: {reason}. Re-load it whole "
+                f"with 'pipeline backfill --source {source} --full' (the nightly checkpoint is not moved)"
+            )
 
     async def work(pool: asyncpg.Pool) -> RunSummary:
         return await run_backfill(

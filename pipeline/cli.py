@@ -22,6 +22,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 Handler = Callable[[argparse.Namespace], int]
 ALLOW_DELETES_HELP = "apply a scan's verified deletes even beyond the source's max_delete_share"
+DRY_RUN_HELP = "print the plan (streams, modes, checkpoints, window) and fetch nothing"
 
 
 GLOBAL_DEFAULTS: dict[str, Any] = {"config": None, "log_level": "info", "log_json": None}
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream_filters(p)
     p.add_argument("--full", action="store_true", help="full re-scan instead of an incremental run")
     p.add_argument("--no-progress", action="store_true", help="no progress bars, even on a terminal")
+    p.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     p.add_argument("--allow-deletes", action="store_true", help=ALLOW_DELETES_HELP)
     p.add_argument(
         "--include-disabled", action="store_true", help="run a named source even if it has enabled = false"
@@ -105,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", help="window end, exclusive (default: now)")
     p.add_argument("--full", action="store_true", help="full re-scan")
     p.add_argument("--resume", type=int, metavar="ID", help="resume backfill ID from etl.backfills")
+    p.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     p.add_argument("--allow-deletes", action="store_true", help=ALLOW_DELETES_HELP)
     p.add_argument(
         "--include-disabled", action="store_true", help="run a named source even if it has enabled = false"

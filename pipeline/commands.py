@@ -19,6 +19,7 @@ from pipeline import api
 from pipeline.errors import ConfigError
 from pipeline.progress import progress
 from pipeline.redact import redact_text, redact_value
+from pipeline.sources import window_refusal as sources_window_refusal
 
 
 def parse_when(value: str | None, flag: str) -> datetime | None:
@@ -123,7 +124,42 @@ def _finish(summary: api.RunResult) -> int:
     return summary.exit_code
 
 
+def print_plan(args: argparse.Namespace, command: str, window: str | None = None) -> int:
+    """``--dry-run``: the streams a command would run, their modes, checkpoints and windows.
+
+    Nothing is fetched and nothing is written but pending migrations (the checkpoints are read
+    from the database the run would use).
+    """
+    from pipeline.runner import plan_streams
+
+    settings = api.load(args.config)
+    sources = [args.source] if isinstance(args.source, str) else args.source
+    plan = plan_streams(settings, sources, args.resource, include_disabled=args.include_disabled)
+    known = {(s.source, s.resource): s for s in api.status(settings=settings, log_level=None)}
+    body = []
+    for source, resources in plan:
+        for resource in resources:
+            s = known.get((source.name, resource))
+            if command == "backfill":
+                mode = "backfill: full re-scan" if args.full else f"backfill: window {window}"
+            elif args.full:
+                mode = "full re-scan (--full)"
+            else:
+                mode = next_action(s) if s is not None else "full scan (first run)"
+            scan = "-"
+            if s is not None and s.scan_pages_committed and not s.scan_completed_at:
+                scan = f"{s.scan_pages_committed} pages committed"
+            elif s is not None and s.scan_completed_at:
+                scan = "complete " + s.scan_completed_at.strftime("%Y-%m-%d %H:%M")
+            body.append([source.name, resource, source.kind, mode, s.cursor if s else None, scan])
+    print(table(("source", "resource", "kind", "would run", "checkpoint", "scan"), body))
+    print(f"dry run: {len(body)} stream(s) planned; nothing was fetched")
+    return 0
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return print_plan(args, "sync")
     with progress(False if args.no_progress else None) as bars:
         result = api.sync(
             config=args.config,
@@ -148,6 +184,16 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     since, until = parse_when(args.since, "--since"), parse_when(args.until, "--until")
     if since and until and since >= until:
         raise ConfigError(f"--since {args.since} is not before --until {args.until}; swap them")
+    if args.dry_run:
+        if args.resume is not None:
+            raise ConfigError("--dry-run plans a new backfill; drop --resume (etl.backfills shows its state)")
+        if not args.full:
+            source = api.load(args.config).sources.get(args.source)
+            reason = sources_window_refusal(source) if source is not None else None
+            if reason is not None:
+                raise ConfigError(f"source {args.source} cannot back-fill a --since/--until window: {reason}")
+        window = f"{since.isoformat() if since else '-'} .. {until.isoformat() if until else 'now'}"
+        return print_plan(args, "backfill", window)
     with progress() as bars:
         result = api.backfill(
             config=args.config,

@@ -39,3 +39,10 @@ async def open_client(source: SourceSettings) -> AsyncIterator[ServiceClient]:
     options: dict[str, Any] = module.client_options(source) if hasattr(module, "client_options") else {}
     async with ServiceClient(source, **options) as client:
         yield client
+
+
+def window_refusal(source: SourceSettings) -> str | None:
+    """Why a since/until backfill cannot be honoured for ``source`` (its connector's
+    ``NO_TIME_WINDOW``), or None when the connector selects records by update time."""
+    reason: str | None = getattr(connector(source.kind), "NO_TIME_WINDOW", None)
+    return reason

@@ -48,6 +48,9 @@ from pipeline.sources.common import auth_identity, check_resource, option
 
 log = get_logger(__name__)
 
+# since/until backfills are honoured: the UPDATED_AT_DESC walk keeps what changed inside the window.
+NO_TIME_WINDOW = None
+
 TYPES = {"anime": "ANIME", "manga": "MANGA"}
 DEPTH_CAP = 5000
 KEY_STRIDE = 1000  # page keys: partition key base + page (≤ 100 pages fit under the depth cap)

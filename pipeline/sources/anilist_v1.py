@@ -38,6 +38,9 @@ from pipeline.sources.common import auth_identity, check_resource, completed, op
 
 log = get_logger(__name__)
 
+# A since/until backfill cannot be honoured (``None`` = windows are honoured).
+NO_TIME_WINDOW = "the AniList v1 API has no filter by update time"
+
 TYPES = {"anime": "anime", "manga": "manga"}
 MAX_PASSES = 3
 

@@ -50,6 +50,12 @@ from pipeline.transform.kitsu import MEDIA_TYPES
 
 log = get_logger(__name__)
 
+# A since/until backfill cannot be honoured: Kitsu's updatedAt is rewritten on every record every six
+# hours by a server job, so it selects nothing (``None`` = windows are honoured).
+NO_TIME_WINDOW = (
+    "Kitsu's updatedAt is rewritten on every record every six hours, so it cannot select a window"
+)
+
 JSONAPI = "application/vnd.api+json"
 MAX_PASSES = 3
 

@@ -36,6 +36,9 @@ from pipeline.transform.nekos import page_items
 
 log = get_logger(__name__)
 
+# A since/until backfill cannot be honoured (``None`` = windows are honoured).
+NO_TIME_WINDOW = "Nekos API v1 records carry no update time to select a window by"
+
 PATHS = {"images": "image", "artists": "artist", "characters": "character", "categories": "category"}
 OWNED = {
     "images": ("catalog.images",),

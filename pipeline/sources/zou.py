@@ -49,6 +49,9 @@ from pipeline.transform.zou_events import EVENT_RESOURCES, EVENTS_PAGE, reduce_e
 
 log = get_logger(__name__)
 
+# since/until backfills are honoured: the events of the window are re-applied.
+NO_TIME_WINDOW = None
+
 ROUTES = {
     "projects": "projects",
     "entity_types": "entity-types",

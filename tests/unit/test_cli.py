@@ -213,3 +213,76 @@ def test_a_disabled_source_is_refused_unless_include_disabled(tmp_path: Path, db
     assert done.returncode == 1, done.stderr
     assert "(sync): failed" in done.stdout
     assert any(line.split()[:2] == ["kitsu", "categories"] for line in done.stdout.splitlines())
+
+
+WINDOWS = """
+[sources.kitsu]
+kind = "kitsu"
+base_url = "http://127.0.0.1:9/api/edge"
+resources = ["anime"]
+
+[sources.nekos]
+kind = "nekos"
+base_url = "http://127.0.0.1:9/api/v1"
+resources = ["images"]
+
+[sources.v1]
+kind = "anilist_v1"
+base_url = "http://127.0.0.1:9/api"
+resources = ["anime"]
+auth = { kind = "oauth_client_credentials", client_id = "c", client_secret = "s" }
+"""
+
+
+@pytest.mark.parametrize(("source", "reason"), [
+    ("kitsu", "updatedAt is rewritten"), ("nekos", "no update time"), ("v1", "no filter by update time"),
+])  # fmt: skip
+def test_a_window_on_a_kind_that_cannot_filter_by_time_is_refused(
+    tmp_path: Path, db_url: str, source: str, reason: str
+) -> None:
+    """--since on Kitsu, Nekos or v1 exits 2 with the reason and the --full command; no ledger row."""
+    config = tmp_path / "windows.toml"
+    config.write_text(WINDOWS)
+    done = run("--config", str(config), "backfill", "--source", source, "--since", "2024-01-01",
+               env={"DATABASE_URL": db_url})  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"source {source} cannot back-fill a --since/--until window" in done.stderr
+    assert reason in done.stderr
+    assert f"pipeline backfill --source {source} --full" in done.stderr
+    assert "run " not in done.stdout
+    rows = subprocess.run(
+        [sys.executable, "-c", "import asyncio, asyncpg, sys\n"
+         "async def m():\n c = await asyncpg.connect(sys.argv[1])\n"
+         " print(await c.fetchval('SELECT count(*) FROM etl.backfills'))\nasyncio.run(m())", db_url],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert rows.stdout.strip() == "0"
+
+
+def test_dry_run_prints_the_plan_and_fetches_nothing(tmp_path: Path, db_url: str) -> None:
+    """sync/backfill --dry-run list each stream with what it would do; no run row, no request."""
+    config = tmp_path / "windows.toml"
+    config.write_text(WINDOWS)
+    env = {"DATABASE_URL": db_url}
+    done = run("--config", str(config), "--log-level", "error", "sync", "--dry-run", env=env)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()]
+    assert ["kitsu", "anime", "kitsu", "full", "scan", "(first", "run)", "-", "-"] in rows
+    assert any(r[:3] == ["nekos", "images", "nekos"] for r in rows)
+    assert "dry run: 3 stream(s) planned; nothing was fetched" in done.stdout
+    done = run("--config", str(config), "--log-level", "error", "backfill", "--source", "kitsu", "--full",
+               "--dry-run", env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "backfill: full re-scan" in done.stdout
+    refused = run("--config", str(config), "backfill", "--source", "nekos", "--since", "2024-01-01",
+                  "--dry-run", env=env)  # fmt: skip
+    assert refused.returncode == 2
+    assert "cannot back-fill a --since/--until window" in refused.stderr
+    counts = subprocess.run(
+        [sys.executable, "-c", "import asyncio, asyncpg, sys\n"
+         "async def m():\n c = await asyncpg.connect(sys.argv[1])\n"
+         " print(await c.fetchval('SELECT count(*) FROM etl.runs'),"
+         " await c.fetchval('SELECT count(*) FROM etl.backfills'))\nasyncio.run(m())", db_url],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert counts.stdout.split() == ["0", "0"]  # nothing ran, no ledger row (and port 9 was never asked)
