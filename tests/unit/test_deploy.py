@@ -153,7 +153,7 @@ def test_compose_matches_the_kubernetes_example() -> None:
     script = services["nightly"]["command"][0]
     assert "pipeline sync --log-json" in script
     doc = (ROOT / "docs" / "OPERATIONS.md").read_text()
-    [k8s] = re.findall(r"```yaml\n(.*?)```", doc, re.S)
+    [k8s] = [block for block in re.findall(r"```yaml\n(.*?)```", doc, re.S) if "kind: CronJob" in block]
     container = yaml.safe_load(k8s)["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == IMAGE
     assert ["pipeline", *container["args"]] == shlex.split(script.split("\n")[-3].strip().split(" ||")[0])
