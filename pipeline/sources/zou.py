@@ -9,7 +9,8 @@ One stream per model (``projects``, ``entities``, ``tasks``, …), each with its
   (1) read the events that happened since the watermark and re-fetch the touched ids of this model
   (``?id=[…]``), (2) ask for the current ``total``, (3) while the distinct live ids seen are fewer,
   re-page (at most ``MAX_EXTRA_PASSES``) keeping only unseen rows. Only a scan that then holds
-  ``total`` ids reports ``expected_total``, so only then may the runner soft-delete the unseen. The
+  ``total`` ids reports ``expected_total``, so only then may the runner soft-delete the unseen,
+  and only those ``lookup`` (``?id=[…]``) confirms gone (a row that answers is kept). The
   watermark, advanced past the reconciled events, is committed when the scan completes.
 * **incremental**: events after ``watermark − overlap`` minus the ids already applied
   (``pipeline.sources.zou_log``), reduced per object (``reduce_events``); this model's touched ids
@@ -215,6 +216,18 @@ class ZouStream:
             body, nbytes = await self._get(f"data/{self.route}", params)
             found = {str(r.get("id")) for r in page_records(body, self.resource) if isinstance(r, Mapping)}
             yield Page(body, nbytes=nbytes), found
+
+    async def lookup(self, ids: Sequence[str]) -> AsyncIterator[Page]:
+        """Which of ``ids`` still exist: ``/data/<route>?id=[…]`` in batches of ``fetch_batch``.
+
+        The rows that answer are ordinary pages (loaded, and counted as seen by the scan), so only
+        the ids the server no longer returns are deleted: a row a listing missed is never lost.
+        Events have no lookup (the log is append-only; its rows are never deleted).
+        """
+        if self.resource == EVENTS or not self.route:
+            raise ConfigError(f"source {self.source.name!r}: {self.resource} rows cannot be looked up by id")
+        async for page, _found in self._fetch_ids(ids):
+            yield page
 
     # -- the full scan -----------------------------------------------------------------------------
     async def _scan(self, state: StreamState) -> AsyncIterator[Page]:

@@ -484,3 +484,62 @@ async def test_unknown_event_names_are_counted_and_logged_once(sandbox: Sandbox,
     assert all(e["unknown"] == 3 for e in changes)
     stored = await pool.fetchval("SELECT count(*) FROM production.events WHERE name = 'gizmo:new'")
     assert stored == 3
+
+
+class HidingStream(ExpireMidStream):
+    """A listing that leaves out one live row (as a page shifting under a scan can): the scan's own
+    count still says it holds every row, so only the lookup by id can tell the row is there."""
+
+    def __init__(self, inner: ZouStream, hidden: str) -> None:
+        self.inner, self.hidden = inner, hidden
+
+    async def pages(self, state: Any) -> AsyncIterator[Page]:
+        async for page in self.inner.pages(state):
+            if isinstance(page.doc, dict) and isinstance(page.doc.get("data"), list):
+                rows = [r for r in page.doc["data"] if r.get("id") != self.hidden]
+                page = Page(
+                    {**page.doc, "data": rows}, nbytes=page.nbytes, expected_total=page.expected_total
+                )
+            yield page
+
+
+async def test_a_full_scan_deletes_only_what_a_lookup_by_id_confirms(
+    sandbox: Sandbox, pool: asyncpg.Pool
+) -> None:
+    """A comment removed silently (zou drops a task's comments without events) is deleted by the
+    next full scan at once, because ``?id=[…]`` no longer returns it; a live comment the listing
+    missed answers the same lookup and stays live, scan after scan."""
+    service = studio(sandbox)
+    settings = zou_settings(sandbox, page_size=10, rate={"requests": 200, "per_seconds": 1.0})
+    await sync(settings, pool)
+    comments = sorted(service.store.rows("comments"))
+    gone, hidden = comments[0], comments[1]
+    del service.store.data.tables["comments"][gone]  # no event: only a scan can notice
+
+    def factory(source: SourceSettings, resource: str, client: Any) -> Any:
+        stream = build_stream(source, resource, client)
+        return HidingStream(stream, hidden) if resource == "comments" else stream
+
+    for _ in range(2):  # without a lookup the two-scan rule would delete the hidden one the 2nd time
+        with capture_logs() as logs:
+            summary = await run_sync(
+                settings, pool, stream_factory=factory, client_factory=open_client, full=True
+            )
+        assert {r.status for r in summary.streams} == {"succeeded"}
+        verified = [e for e in logs if e["event"] == "verify_unseen_done"]
+        assert verified and verified[0]["answered"] == 1, verified
+        states = dict(
+            (r["source_id"], r["deleted_at"] is not None)
+            for r in await pool.fetch(
+                "SELECT source_id, deleted_at FROM production.comments WHERE source_id = ANY($1)",
+                [gone, hidden],
+            )
+        )
+        assert states == {gone: True, hidden: False}
+        raw_hidden = await pool.fetchval(
+            "SELECT deleted_at IS NULL FROM raw.records WHERE resource = 'comments' AND source_id = $1",
+            hidden,
+        )
+        assert raw_hidden is True
+    comments_stream = next(r for r in summary.streams if r.resource == "comments")
+    assert comments_stream.deleted == 0  # the second scan finds nothing new to delete
