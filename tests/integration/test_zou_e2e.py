@@ -527,14 +527,12 @@ async def test_a_full_scan_deletes_only_what_a_lookup_by_id_confirms(
             )
         assert {r.status for r in summary.streams} == {"succeeded"}
         verified = [e for e in logs if e["event"] == "verify_unseen_done"]
-        assert verified and verified[0]["answered"] == 1, verified
-        states = dict(
-            (r["source_id"], r["deleted_at"] is not None)
-            for r in await pool.fetch(
-                "SELECT source_id, deleted_at FROM production.comments WHERE source_id = ANY($1)",
-                [gone, hidden],
-            )
+        assert verified, "no lookup by id ran"
+        assert verified[0]["answered"] == 1, verified
+        rows = await pool.fetch(
+            "SELECT source_id, deleted_at FROM production.comments WHERE source_id = ANY($1)", [gone, hidden]
         )
+        states = {r["source_id"]: r["deleted_at"] is not None for r in rows}
         assert states == {gone: True, hidden: False}
         raw_hidden = await pool.fetchval(
             "SELECT deleted_at IS NULL FROM raw.records WHERE resource = 'comments' AND source_id = $1",
