@@ -192,6 +192,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     enabled = ", ".join(f"{s.name} ({s.kind})" for s in settings.enabled_sources()) or "none"
     print(f"{config_path(args.config)}: ok; enabled sources: {enabled}")
+    for warning in settings.warnings:
+        print(f"warning: {warning}")
     if args.offline:
         return EXIT_OK
     from pipeline import db

@@ -245,7 +245,6 @@ class ServiceClient:
                 resp_headers,
                 body,
                 now_wall=self.clock.wall(),
-                reset_mode=self.settings.rate_limit_reset,
                 body_check=body_check,
             )
             await self._observe_quota(resp_headers, received)
@@ -372,7 +371,7 @@ class ServiceClient:
         )
 
     async def _observe_quota(self, headers: Mapping[str, str], received: float) -> None:
-        quota = read_quota(headers, now_wall=self.clock.wall(), reset_mode=self.settings.rate_limit_reset)
+        quota = read_quota(headers, now_wall=self.clock.wall())
         reset_at = received + quota.reset_in if quota.reset_in is not None else None
         if self.limiter.observe_quota(quota.limit, quota.remaining, reset_at):
             log.info(

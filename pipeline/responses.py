@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
@@ -26,8 +26,6 @@ AUTH_STATUSES = frozenset({401})
 AUTH_EXPIRED_MARKERS = ("signature has expired", "token has expired", "token expired")
 RATE_LIMIT_MARKERS = ("too many requests", "rate limit")
 EXCERPT_CHARS = 300
-
-ResetMode = Literal["epoch", "seconds"]
 
 
 class Outcome(enum.StrEnum):
@@ -79,7 +77,6 @@ def classify_response(
     body: bytes,
     *,
     now_wall: float,
-    reset_mode: ResetMode = "seconds",
     body_check: BodyCheck | None = None,
 ) -> Verdict:
     """Decide what one response means (the only place that does)."""
@@ -87,7 +84,7 @@ def classify_response(
     if body_check is not None and parsed:
         refined = body_check(status, data)
         if refined is not None and refined.outcome is Outcome.RATE_LIMITED and refined.retry_after is None:
-            wait = wait_from_headers(headers, now_wall=now_wall, reset_mode=reset_mode)
+            wait = wait_from_headers(headers, now_wall=now_wall)
             return dataclasses.replace(refined, retry_after=wait)
         if refined is not None:
             return refined
@@ -97,7 +94,7 @@ def classify_response(
             status,
             "rate limited",
             data,
-            retry_after=wait_from_headers(headers, now_wall=now_wall, reset_mode=reset_mode),
+            retry_after=wait_from_headers(headers, now_wall=now_wall),
         )
     if status in RETRY_STATUSES:
         retry_after = parse_retry_after(headers.get("Retry-After"), now_wall)
@@ -131,21 +128,21 @@ def graphql_body_check(status: int, data: Any) -> Verdict | None:
     return Verdict(Outcome.FATAL, status, "GraphQL: " + messages, data, hint=hint)
 
 
-def read_quota(headers: Mapping[str, str], *, now_wall: float, reset_mode: ResetMode) -> Quota:
+def read_quota(headers: Mapping[str, str], *, now_wall: float) -> Quota:
     """Read ``X-RateLimit-Limit/-Remaining/-Reset``; unparsable values count as absent."""
     reset = _number(headers.get("X-RateLimit-Reset"))
     return Quota(
         limit=_integer(headers.get("X-RateLimit-Limit")),
         remaining=_integer(headers.get("X-RateLimit-Remaining")),
-        reset_in=reset_seconds(reset, reset_mode, now_wall),
+        reset_in=reset_seconds(reset, now_wall),
     )
 
 
-def wait_from_headers(headers: Mapping[str, str], *, now_wall: float, reset_mode: ResetMode) -> float | None:
+def wait_from_headers(headers: Mapping[str, str], *, now_wall: float) -> float | None:
     """Seconds to wait after a 429: the later of ``Retry-After`` and ``X-RateLimit-Reset``."""
     candidates = [
         parse_retry_after(headers.get("Retry-After"), now_wall),
-        reset_seconds(_number(headers.get("X-RateLimit-Reset")), reset_mode, now_wall),
+        reset_seconds(_number(headers.get("X-RateLimit-Reset")), now_wall),
     ]
     known = [c for c in candidates if c is not None]
     return max(known) if known else None
@@ -170,14 +167,14 @@ def parse_retry_after(value: str | None, now_wall: float) -> float | None:
 EPOCH_THRESHOLD = 1e9  # 2001-09-09 as an epoch, 31.7 years as a delta: nothing real is in between
 
 
-def reset_seconds(value: float | None, mode: ResetMode, now_wall: float) -> float | None:
+def reset_seconds(value: float | None, now_wall: float) -> float | None:
     """``X-RateLimit-Reset`` to seconds from now, read by magnitude, never a wait of years.
 
-    A value of at least ``EPOCH_THRESHOLD`` is a unix timestamp, a smaller one a delta in seconds,
-    whatever ``mode`` (the source's ``rate_limit_reset``) says: an epoch read as a delta would
-    hold for 55 years, a delta read as an epoch would mean "1970", i.e. no wait at all.
+    A value of at least ``EPOCH_THRESHOLD`` is a unix timestamp, a smaller one a delta in seconds:
+    APIs differ (AniList sends a timestamp, Nekos and Kitsu a delta), and the magnitude tells them
+    apart without a setting. (The former ``rate_limit_reset`` source key is ignored with a warning:
+    an epoch read as a delta would hold for 55 years, a delta read as an epoch would mean "1970".)
     """
-    del mode  # kept for callers and configs; the magnitude is unambiguous
     if value is None:
         return None
     return max(0.0, value - now_wall) if value >= EPOCH_THRESHOLD else max(0.0, value)

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from pipeline.errors import ConfigError
+from pipeline.log import get_logger
 from pipeline.redact import redact_url, register_secret
 
 KINDS = ("kitsu", "anilist", "anilist_v1", "zou", "nekos")
@@ -53,6 +54,7 @@ DEFAULT_CONFIG = Path("config/pipeline.toml")
 SECRET_KEYS = frozenset({"token", "password", "client_secret", "refresh_token", "access_token", "secret"})
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
+log = get_logger(__name__)
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 # Every float of the config is finite (TOML allows inf and nan, and either breaks a run: an
@@ -121,35 +123,38 @@ KIND_DEFAULTS: dict[str, dict[str, Any]] = {
         "rate": {"requests": 4, "per_seconds": 1.0},
         "max_in_flight": 4,
         "page_size": 20,
-        "rate_limit_reset": "seconds",
     },
     "anilist": {
         "rate": {"requests": 30, "per_seconds": 60.0},
         "max_in_flight": 1,
         "page_size": 50,
-        "rate_limit_reset": "epoch",
         "rate_limit_reserve": 0,
     },
     "anilist_v1": {
         "rate": {"requests": 90, "per_seconds": 60.0},
         "max_in_flight": 2,
         "page_size": 40,
-        "rate_limit_reset": "epoch",
     },
     "zou": {
         "rate": {"requests": 10, "per_seconds": 1.0},
         "max_in_flight": 4,
         "page_size": 100,
-        "rate_limit_reset": "seconds",
     },
     "nekos": {
         "rate": {"requests": 1, "per_seconds": 1.0},
         "max_in_flight": 1,
         "page_size": 25,
-        "rate_limit_reset": "seconds",
         "violation_budget": 2,
         "safety_margin_seconds": 0.03,
     },
+}
+
+# Source keys still accepted but ignored: each loads with a warning saying why and what to do.
+DEPRECATED_SOURCE_KEYS = {
+    "rate_limit_reset": (
+        "is ignored: X-RateLimit-Reset is read by its magnitude (at least 10^9 is a Unix time, "
+        "below that seconds from now), whatever this key says; remove the line"
+    ),
 }
 
 MAX_PAGE_SIZE = {"kitsu": 20, "anilist": 50, "anilist_v1": 40, "zou": 1000, "nekos": 25}
@@ -185,7 +190,6 @@ class SourceSettings(BaseModel):
     # A wait the server asks for (Retry-After, X-RateLimit-Reset, a ban) above this stops the
     # source cleanly (status deferred, exit 1) instead of holding the run.
     max_wait_seconds: PositiveFloat = 300.0
-    rate_limit_reset: Literal["epoch", "seconds"] = "seconds"
     rate_limit_reserve: int = Field(default=1, ge=0)
     max_pages: PositiveInt | None = None
     # A full re-scan (no change feed) is skipped when the last one completed this recently;
@@ -330,6 +334,8 @@ class Settings(BaseModel):
     database: DatabaseSettings = DatabaseSettings()
     pipeline: PipelineSettings = PipelineSettings()
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
+    # Accepted but questionable lines of the file (deprecated keys), each naming the place and fix.
+    warnings: tuple[str, ...] = ()
 
     def enabled_sources(self) -> list[SourceSettings]:
         return [s for s in self.sources.values() if s.enabled]
@@ -367,7 +373,10 @@ def load_settings(
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: not valid TOML ({exc}); fix the syntax at that line") from None
-    return parse_settings(raw, file, environ)
+    settings = parse_settings(raw, file, environ)
+    for warning in settings.warnings:
+        log.warning("config_warning", detail=warning)
+    return settings
 
 
 def parse_settings(raw: dict[str, Any], file: Path, environ: Mapping[str, str]) -> Settings:
@@ -403,8 +412,9 @@ def parse_settings(raw: dict[str, Any], file: Path, environ: Mapping[str, str]) 
         problems.append(f"{file}: 'sources' must be a table of [sources.NAME] tables")
         sources_raw = {}
     sources: dict[str, Any] = {}
+    warnings: list[str] = []
     for name, body in sources_raw.items():
-        built = _source_dict(name, body, file, problems)
+        built = _source_dict(name, body, file, problems, warnings)
         if built is not None:
             sources[name] = built
     candidate = {
@@ -412,6 +422,7 @@ def parse_settings(raw: dict[str, Any], file: Path, environ: Mapping[str, str]) 
         "database": data.get("database", {}),
         "pipeline": data.get("pipeline", {}),
         "sources": sources,
+        "warnings": tuple(warnings),
     }
     settings: Settings | None = None
     try:
@@ -483,7 +494,9 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-def _source_dict(name: str, body: Any, file: Path, problems: list[str]) -> dict[str, Any] | None:
+def _source_dict(
+    name: str, body: Any, file: Path, problems: list[str], warnings: list[str]
+) -> dict[str, Any] | None:
     where = f"{file}: [sources.{name}]"
     if not isinstance(body, dict):
         problems.append(f"{where} must be a table")
@@ -505,7 +518,9 @@ def _source_dict(name: str, body: Any, file: Path, problems: list[str]) -> dict[
     allowed_options = CONNECTOR_OPTIONS[kind]
     options: dict[str, Any] = {}
     for key, value in body.items():
-        if key in common:
+        if key in DEPRECATED_SOURCE_KEYS:
+            warnings.append(f"{where}.{key} = {value!r} {DEPRECATED_SOURCE_KEYS[key]}")
+        elif key in common:
             merged[key] = value
         elif key in allowed_options:
             expected = allowed_options[key]

@@ -161,7 +161,6 @@ def source_settings(sandbox: Sandbox) -> dict[str, dict[str, Any]]:
             },
             "max_in_flight": 1,
             "page_size": 50,
-            "rate_limit_reset": "epoch",
         }
     if "anilist_v1" in urls:
         from pipeline.sandbox import anilist_v1
@@ -177,7 +176,6 @@ def source_settings(sandbox: Sandbox) -> dict[str, dict[str, Any]]:
             "max_in_flight": 2,
             "page_size": 40,
             **_rescan(sandbox),
-            "rate_limit_reset": "epoch",
             "auth": {
                 "kind": "oauth_client_credentials",
                 "client_id": anilist_v1.CLIENT_ID,

@@ -48,21 +48,17 @@ async def run_workers(client: ServiceClient, workers: int, calls: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("reset_mode", "headers", "expected_wait"),
+    ("headers", "expected_wait"),
     [
-        pytest.param("seconds", {"Retry-After": "7"}, 7.0, id="retry-after-seconds"),
-        pytest.param(
-            "seconds", {"Retry-After": formatdate(1_700_000_030, usegmt=True)}, 30.0, id="retry-after-date"
-        ),
-        pytest.param("epoch", {"X-RateLimit-Reset": "1700000060"}, 60.0, id="reset-epoch-anilist"),
-        pytest.param("seconds", {"X-RateLimit-Reset": "5"}, 5.0, id="reset-seconds-nekos"),
-        pytest.param(
-            "epoch", {"Retry-After": "3", "X-RateLimit-Reset": "1700000020"}, 20.0, id="later-of-both"
-        ),
+        pytest.param({"Retry-After": "7"}, 7.0, id="retry-after-seconds"),
+        pytest.param({"Retry-After": formatdate(1_700_000_030, usegmt=True)}, 30.0, id="retry-after-date"),
+        pytest.param({"X-RateLimit-Reset": "1700000060"}, 60.0, id="reset-epoch-anilist"),
+        pytest.param({"X-RateLimit-Reset": "5"}, 5.0, id="reset-seconds-nekos"),
+        pytest.param({"Retry-After": "3", "X-RateLimit-Reset": "1700000020"}, 20.0, id="later-of-both"),
     ],
 )
 async def test_429_pauses_every_worker_until_the_servers_moment(
-    reset_mode: str, headers: dict[str, str], expected_wait: float
+    headers: dict[str, str], expected_wait: float
 ) -> None:
     """After one 429, no worker of the service sends anything before the announced moment."""
     clock = VirtualClock(start_wall=1_700_000_000.0)
@@ -70,7 +66,7 @@ async def test_429_pauses_every_worker_until_the_servers_moment(
     with aioresponses() as mock:
         mock.get(ANY, callback=server.respond, repeat=True)
         client = ServiceClient(
-            make_settings(rate_limit_reset=reset_mode, max_in_flight=4, violation_budget=5),
+            make_settings(max_in_flight=4, violation_budget=5),
             clock=clock,
             jitter=lambda: 1.0,
         )
@@ -151,7 +147,7 @@ async def test_reserve_holds_sends_until_reset() -> None:
         [],
     )
     server = Server(clock, [low])
-    settings = make_settings(rate_limit_reset="epoch", rate_limit_reserve=1)
+    settings = make_settings(rate_limit_reserve=1)
     with aioresponses() as mock:
         mock.get(ANY, callback=server.respond, repeat=True)
         async with ServiceClient(settings, clock=clock) as client:
@@ -238,7 +234,7 @@ async def test_a_wait_beyond_max_wait_defers_at_once(status: int, headers: dict[
     """Any server-asked wait over max_wait_seconds raises DeferredError naming the moment; no sleep."""
     clock = VirtualClock(start_wall=1_700_000_000.0)
     server = Server(clock, [(status, headers, None)])
-    settings = make_settings(max_wait_seconds=300, rate_limit_reset="seconds", max_in_flight=2)
+    settings = make_settings(max_wait_seconds=300, max_in_flight=2)
     with aioresponses() as mock:
         mock.get(ANY, callback=server.respond, repeat=True)
         async with ServiceClient(settings, clock=clock) as client:

@@ -156,16 +156,15 @@ def test_retry_after_seconds_and_http_date() -> None:
     assert parse_retry_after(None, NOW) is None
 
 
-def test_reset_header_meaning_depends_on_the_source() -> None:
-    """X-RateLimit-Reset is a unix timestamp for AniList ("epoch") and a delta for Nekos ("seconds")."""
-    assert reset_seconds(NOW + 60, "epoch", NOW) == pytest.approx(60.0)
-    assert reset_seconds(60, "seconds", NOW) == 60.0
+def test_reset_header_is_a_timestamp_or_a_delta() -> None:
+    """X-RateLimit-Reset is a unix timestamp for AniList and a delta for Nekos: both read right."""
+    assert reset_seconds(NOW + 60, NOW) == pytest.approx(60.0)
+    assert reset_seconds(60, NOW) == 60.0
     headers = {"Retry-After": "3", "X-RateLimit-Reset": str(int(NOW) + 45)}
-    assert wait_from_headers(headers, now_wall=NOW, reset_mode="epoch") == pytest.approx(45.0)
+    assert wait_from_headers(headers, now_wall=NOW) == pytest.approx(45.0)
     quota = read_quota(
         {"X-RateLimit-Limit": "90", "X-RateLimit-Remaining": "59", "X-RateLimit-Reset": "12"},
         now_wall=NOW,
-        reset_mode="seconds",
     )
     assert (quota.limit, quota.remaining, quota.reset_in) == (90, 59, 12.0)
 
@@ -190,7 +189,7 @@ def test_classify_response(status: int, body: bytes, outcome: Outcome) -> None:
 
 
 def test_reset_is_read_by_magnitude_never_a_wait_of_years() -> None:
-    """An epoch under the `seconds` reading, or a delta under `epoch`, still means the right wait."""
-    assert reset_seconds(NOW + 90, "seconds", NOW) == pytest.approx(90.0)
-    assert reset_seconds(30, "epoch", NOW) == 30.0
-    assert reset_seconds(NOW - 5, "seconds", NOW) == 0.0
+    """An epoch (the AniList kind) or a small delta (Nekos) each means the right wait; a past moment, none."""
+    assert reset_seconds(NOW + 90, NOW) == pytest.approx(90.0)
+    assert reset_seconds(30, NOW) == 30.0
+    assert reset_seconds(NOW - 5, NOW) == 0.0

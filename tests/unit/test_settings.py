@@ -50,7 +50,25 @@ def test_repo_config_is_valid() -> None:
     settings = load_settings("config/pipeline.toml", env={})
     assert [s.name for s in settings.enabled_sources()] == ["kitsu"]
     assert settings.sources["nekos"].violation_budget == 2
-    assert settings.sources["anilist"].rate_limit_reset == "epoch"
+    assert settings.warnings == ()  # nothing deprecated in the shipped config
+
+
+def test_deprecated_rate_limit_reset_loads_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rate_limit_reset is ignored (the reset header is read by magnitude): the file still loads, the
+    warning names the line and the fix, and check-config prints it."""
+    path = write(tmp_path, GOOD + 'rate_limit_reset = "epoch"\n')
+    settings = load_settings(path, env={"KITSU_PASSWORD": SECRET})
+    (warning,) = settings.warnings
+    assert f"{path}: [sources.kitsu].rate_limit_reset = 'epoch' is ignored" in warning
+    assert "read by its magnitude" in warning
+    assert "remove the line" in warning
+    assert not hasattr(settings.sources["kitsu"], "rate_limit_reset")
+    monkeypatch.setenv("KITSU_PASSWORD", SECRET)
+    code = cli.main(["--config", str(path), "check-config", "--offline"])
+    assert code == 0
+    assert f"warning: {warning}" in capsys.readouterr().out
 
 
 BAD_CONFIGS = {
