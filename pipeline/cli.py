@@ -19,6 +19,7 @@ from pipeline.redact import redact_text
 from pipeline.settings import Settings, config_path, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a reader that went away
 
 Handler = Callable[[argparse.Namespace], int]
 ALLOW_DELETES_HELP = "apply a scan's verified deletes even beyond the source's max_delete_share"
@@ -295,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted; committed pages are kept, the next run resumes", file=sys.stderr)
         return 130
     except Exception as exc:
+        if isinstance(exc, BrokenPipeError) and stdout_closed():
+            return EXIT_PIPE_CLOSED
         lost = database_lost(exc)
         if lost is None:
             raise
@@ -306,6 +309,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
+
+
+def stdout_closed() -> bool:
+    """True when standard output's reader went away (``pipeline status | head -3``).
+
+    Then nothing more can be printed: stdout is pointed at /dev/null so the interpreter's own
+    flush at exit stays quiet, and the command ends as a program killed by SIGPIPE would (141).
+    """
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        events = poller.poll(0)
+    except (OSError, ValueError, AttributeError):  # no real file behind stdout
+        return False
+    if not any(mask & (select.POLLERR | select.POLLHUP) for _, mask in events):
+        return False
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+    return True
 
 
 def database_lost(exc: BaseException) -> BaseException | None:

@@ -286,3 +286,28 @@ def test_dry_run_prints_the_plan_and_fetches_nothing(tmp_path: Path, db_url: str
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert counts.stdout.split() == ["0", "0"]  # nothing ran, no ledger row (and port 9 was never asked)
+
+
+def test_a_reader_that_goes_away_ends_quietly_not_as_a_database_error() -> None:
+    """``pipeline status | head -3``: the closed pipe is not a lost database; exit 141, no message."""
+    script = (
+        "import sys\n"
+        "from pipeline import cli\n"
+        "def flood(args):\n"
+        "    for _ in range(200_000):\n"
+        "        print('row ' * 20)\n"
+        "    return 0\n"
+        "cli._handler = lambda name: flood\n"
+        "sys.exit(cli.main(['status']))\n"
+    )
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"row")
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 141
+    assert err == ""
