@@ -300,9 +300,7 @@ def test_a_reader_that_goes_away_ends_quietly_not_as_a_database_error() -> None:
         "cli._handler = lambda name: flood\n"
         "sys.exit(cli.main(['status']))\n"
     )
-    proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None
     assert proc.stderr is not None
     assert proc.stdout.readline().startswith(b"row")
