@@ -4,8 +4,8 @@
         MARGIN IN_FLIGHT [RATE_GROUP]
 
 Prints one JSON line: requests sent, 429s seen, reservations (database round trips on the request
-path), lease releases sent alone, slots given up. Used by bench.ratelimit (two-process cases)
-and tests/integration/test_rate_processes.py.
+path), lease releases sent alone, slots given up (and of those, moved to now). Used by
+bench.ratelimit (two-process cases) and tests/integration/test_rate_processes.py.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ async def run(argv: list[str]) -> dict[str, Any]:
             "reservations": budget.round_trips,
             "releases": budget.releases,
             "given_up": budget.given_up,
+            "moved": budget.moved,
             "cap_waits": budget.cap_waits,
         }
 

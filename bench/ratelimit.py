@@ -125,7 +125,7 @@ async def run_ours(kind: str, server: StrictServer, in_flight: int, seconds: flo
                     for _ in range(in_flight):
                         group.create_task(worker())
             counts.update(requests=client.totals.requests, reservations=budget.round_trips)
-            counts.update(releases=budget.releases, given_up=budget.given_up)
+            counts.update(releases=budget.releases, given_up=budget.given_up, moved=budget.moved)
 
     await serve(server, body)
     return counts
@@ -198,7 +198,12 @@ def trips(*counts: dict[str, int]) -> str:
     requests = sum(c["requests"] for c in counts) or 1
     reserve = sum(c["reservations"] for c in counts) / requests
     release = sum(c["releases"] for c in counts) / requests
-    return f"per request {reserve:.2f} reservation + {release:.2f} lease release round trips"
+    missed = sum(c.get("given_up", 0) for c in counts)
+    moved = sum(c.get("moved", 0) for c in counts)
+    return (
+        f"per request {reserve:.2f} reservation + {release:.2f} lease release round trips; "
+        f"{missed} slots missed by a late wake, {moved} of them moved to now"
+    )
 
 
 def share_used(server: StrictServer, seconds: float) -> float:

@@ -4,20 +4,24 @@ A *rate group* is the API host plus a hash of the credential identity (``host|id
 ``rate_group`` a config names to join sources explicitly. Its row in ``etl.rate_groups`` holds the
 next free send moment (GCRA with no burst: each reservation is ``spacing`` after the previous one),
 the pause a 429 asked for, the hold a ``Remaining``/``Reset`` header asked for, and the in-flight
-leases. ``etl.rate_reserve`` does a reservation in one statement, so a request costs one round
-trip on the request's path; a lease expires after the request's timeout, so a crashed holder leaks
-at most one slot and one lease per request it had in flight. A finished request's lease is given
-back with the next reservation when one follows within ``RELEASE_COALESCE_SECONDS``, else by one
-release statement off the request path (so a process waiting on the cap is not starved).
+leases. ``etl.rate_take`` (migration 011) reserves in one statement, so a request costs one round
+trip on the request's path; when the rate is high (``batch_size``) and several requests of the
+process wait, one statement takes a batch of consecutive slots for all of them. Each slot holds its
+own lease, which expires after the request's timeout, so a crashed holder leaks at most the slots
+and leases it held (one batch). A finished request's lease is carried back by the process's next
+statement (reservation, 429, header hold) when one follows within ``RELEASE_COALESCE_SECONDS``,
+else by one release statement off the request path (so a process waiting on the cap is not
+starved); a closing process also gives back the unused tail of its batch.
 
 Times in the row are the database's epoch seconds: the one clock all machines share. Each answer
 read at database time ``db_now`` between local moments ``t0`` and ``t1`` says the local clock is
 ``db - db_now`` + something in ``[t0, t1]``; the tightest bounds of the last ``OFFSET_WINDOW_SECONDS``
 of answers map a slot to local time (the upper bound: the request never leaves before its slot,
 however slow one answer was). A process whose send would be more than ``late_tolerance`` after its
-slot (bounds' width plus a late wake) gives the slot up and reserves again, so no request leaves
-more than that after its slot; the spacing's safety margin covers that plus the network's jitter
-(docs/RATE-LIMITS.md).
+slot (bounds' width plus a late wake) gives the slot up and reserves again: when no later slot was
+granted meanwhile, the new slot is *now* (the one before it is still a spacing away), so a late
+wake costs a round trip, not a whole spacing. No request leaves more than that tolerance after its
+slot; the spacing's safety margin covers that plus the network's jitter (docs/RATE-LIMITS.md).
 
 The violation ledger (``etl.rate_violations``) counts 429s over the API's own window across
 processes and runs; a process that finds the budget spent refuses the source before its first
@@ -50,6 +54,9 @@ MIN_POLL_SECONDS = 0.02  # a full in-flight cap is re-checked at most this often
 MAX_POLL_SECONDS = 1.0  # … and at least this often
 OFFSET_WINDOW_SECONDS = 10.0  # clock-mapping samples kept: short enough that clock drift is < 1 ms
 RELEASE_COALESCE_SECONDS = 0.01  # a lease not carried back by a reservation by then is released alone
+BATCH_SPAN_SECONDS = 0.1  # a batch of slots never spans more of the group's time than this
+MAX_BATCH = 16
+CAP_LEAD_SECONDS = 0.05  # a process waiting on a full cap asks again this long before the slot
 _IDENTITY_NAMESPACE = b"pipeline.rate_group:"
 
 
@@ -85,6 +92,16 @@ def spacing_of(source: SourceSettings) -> float:
     ``per_seconds`` as long as each arrival is late by less than the margin.
     """
     return (source.rate.per_seconds + source.safety_margin_seconds) / source.rate.requests
+
+
+def batch_size(source: SourceSettings) -> int:
+    """The most slots one reservation takes: 1 unless the rate is high (spacing under 50 ms).
+
+    A batch spans at most ``BATCH_SPAN_SECONDS`` of the group's slots, and never more than the
+    in-flight cap (each slot holds a lease): a holder that crashes leaks at most that.
+    """
+    spacing = spacing_of(source)
+    return max(1, min(MAX_BATCH, source.max_in_flight, int(BATCH_SPAN_SECONDS / spacing + 1e-9)))
 
 
 def _moment(epoch: float) -> str:
@@ -136,6 +153,13 @@ class SharedBudget:
         self._token = secrets.token_hex(4)
         self._ids = itertools.count(1)
         self._pending: list[str] = []
+        # Slots granted but not used yet (database time, lease id): a batch's tail.
+        self._queue: collections.deque[tuple[float, str]] = collections.deque()
+        self._lock = asyncio.Lock()
+        self._wanting = 0  # local requests waiting for a slot: the size of the next batch
+        self.batch_max = batch_size(source)
+        self._cap_lead = min(CAP_LEAD_SECONDS, self.spacing / 4)
+        self._lower = self._upper = 0.0
         self._flusher: asyncio.Task[None] | None = None
         self._checked = False
         # A full cap is re-checked soon (a short request ends), then less and less often.
@@ -145,7 +169,10 @@ class SharedBudget:
         self.round_trips = 0  # reservations (each on a request's path)
         self.releases = 0  # lease releases sent on their own (off the request path)
         self.cap_waits = 0  # reservations refused because the group's in-flight cap was full
-        self.given_up = 0
+        self.given_up = 0  # slots missed by more than late_tolerance (never used)
+        self.moved = 0  # … of which the next reservation moved to now (no later slot was granted)
+        self.batches = 0  # reservations that granted more than one slot
+        self.feedbacks = 0  # pause / hold / violation statements
 
     # ------------------------------------------------------------------------------- reservation
 
@@ -154,28 +181,64 @@ class SharedBudget:
         if not self._checked:
             await self.refuse_if_spent()
             self._checked = True
+        self._wanting += 1
+        try:
+            async with self._lock:  # local requests take the slots in order, one at a time
+                return await self._next_slot()
+        finally:
+            self._wanting -= 1
+
+    async def _next_slot(self) -> Reservation:
+        late_slot: float | None = None
+        while True:
+            if not self._queue:
+                await self._take(min(self.batch_max, max(1, self._wanting)), late_slot)
+                late_slot = None
+            slot, lease = self._queue.popleft()
+            send_at = slot + self._upper  # the latest local moment the slot can be: never early
+            now = self._clock.monotonic()
+            if send_at > now:
+                await self._clock.sleep(send_at - now)
+            late = self._clock.monotonic() - send_at
+            if late + (self._upper - self._lower) > self.late_tolerance:
+                # Too late for this slot (a slow answer or a busy loop): sending now could come too
+                # close to the next slot. Give it up; when it is the last one granted, the next
+                # reservation moves it to now instead of queueing behind it.
+                self.given_up += 1
+                self._pending.append(lease)
+                if not self._queue:
+                    late_slot = slot
+                continue
+            return Reservation(lease, send_at)
+
+    async def _take(self, count: int, late_slot: float | None) -> None:
+        """One round trip: up to ``count`` consecutive slots with their leases, into the queue."""
         max_wait = self.source.max_wait_seconds
         while True:
-            lease = f"{self._token}:{next(self._ids)}"
+            prefix = f"{self._token}:{next(self._ids)}"
             release, self._pending = self._pending, []
             t0 = self._clock.monotonic()
             async with self.pool.acquire() as conn:
                 row = await conn.fetchrow(
-                    "SELECT * FROM etl.rate_reserve($1, $2, $3, $4, $5, $6, $7, $8)",
+                    "SELECT * FROM etl.rate_take($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                     self.group,
                     self.spacing,
                     self.cap,
-                    lease,
+                    prefix,
+                    count,
                     self.lease_ttl,
                     release,
                     max_wait,
+                    late_slot,
                     self._db_time() if self._db_time else None,
                 )
             t1 = self._clock.monotonic()
             self.round_trips += 1
             assert row is not None
             db_now = float(row["db_now"])
-            if not row["granted"]:
+            self._map(t0, t1, db_now)
+            granted = int(row["granted"])
+            if granted == 0:
                 blocked = row["blocked_until"]
                 if blocked is not None and float(blocked) - db_now > max_wait:
                     raise DeferredError(
@@ -185,29 +248,22 @@ class SharedBudget:
                         "that moment",
                         resume_at=float(blocked),
                     )
-                # The in-flight cap is full: come back when a lease may be back, not before the
-                # moment the slot would start anyway.
+                # The in-flight cap is full: come back a little before the slot could start (so the
+                # next reservation gets that slot itself, not a later one), or soon if it could now.
                 self.cap_waits += 1
-                soonest = float(blocked) - db_now if blocked is not None else 0.0
+                soonest = (float(blocked) - db_now if blocked is not None else 0.0) - self._cap_lead
                 poll = soonest if soonest > MIN_POLL_SECONDS else self._cap_poll
                 self._cap_poll = min(MAX_POLL_SECONDS, self._cap_poll * 2)  # a long request: back off
                 await self._clock.sleep(poll)
                 continue
             self._cap_poll = self._first_poll
-            lower, upper = self._map(t0, t1, db_now)
-            slot = float(row["slot"])
-            send_at = slot + upper  # the latest local moment the slot can be: never early
-            now = self._clock.monotonic()
-            if send_at > now:
-                await self._clock.sleep(send_at - now)
-            late = self._clock.monotonic() - send_at
-            if late + (upper - lower) > self.late_tolerance:
-                # Too late for this slot (a slow answer or a busy loop): sending now could come too
-                # close to the next process's slot. Give it up and take a later one.
-                self.given_up += 1
-                self._pending.append(lease)
-                continue
-            return Reservation(lease, send_at)
+            if granted > 1:
+                self.batches += 1
+            if late_slot is not None and abs(float(row["slot"]) - late_slot) < self.spacing / 2:
+                self.moved += 1
+            first = float(row["slot"])
+            self._queue.extend((first + i * self.spacing, f"{prefix}.{i}") for i in range(granted))
+            return
 
     def _map(self, t0: float, t1: float, db_now: float) -> tuple[float, float]:
         """Bounds of ``local - db`` from the recent answers: (largest lower, smallest upper)."""
@@ -220,10 +276,11 @@ class SharedBudget:
             self._samples.clear()
             self._samples.append((t1, t0 - db_now, t1 - db_now))
             lower, upper = t0 - db_now, t1 - db_now
+        self._lower, self._upper = lower, upper
         return lower, upper
 
     def release(self, reservation: Reservation) -> None:
-        """The request is done: its lease goes back with the next reservation, or soon by itself."""
+        """The request is done: its lease goes back with the next statement, or soon by itself."""
         self._pending.append(reservation.lease)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
@@ -232,14 +289,21 @@ class SharedBudget:
         await self._clock.sleep(RELEASE_COALESCE_SECONDS)
         await self.flush()
 
-    async def flush(self) -> None:
-        """Give back every lease no reservation carried back yet."""
+    async def flush(self, *, unused: bool = False) -> None:
+        """Give back every lease no statement carried back yet (and, at close, unused slots)."""
         release, self._pending = self._pending, []
+        unused_from = unused_to = None
+        if unused and self._queue:
+            unused_from, unused_to = self._queue[0][0], self._queue[-1][0] + self.spacing
+            release += [lease for _, lease in self._queue]
+            self._queue.clear()
         if not release:
             return
         try:
             async with self.pool.acquire() as conn:
-                await conn.execute("SELECT etl.rate_release($1, $2)", self.group, release)
+                await conn.execute(
+                    "SELECT etl.rate_release($1, $2, $3, $4)", self.group, release, unused_from, unused_to
+                )
             self.releases += 1
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             # The leases expire by themselves after lease_ttl: a lost release costs capacity, not safety.
@@ -251,58 +315,48 @@ class SharedBudget:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
             self._flusher = None
-        await self.flush()
+        await self.flush(unused=True)
 
     # ---------------------------------------------------------------------------------- feedback
 
     async def pause(self, seconds: float) -> None:
         """Every process of the group waits ``seconds`` from now (a 429's Retry-After)."""
-        await self._push("paused_until", seconds)
+        await self._feedback(seconds, None)
 
     async def hold(self, seconds: float) -> None:
         """Every process of the group holds new sends ``seconds`` from now (reserve reached)."""
-        await self._push("hold_until", seconds)
+        await self._feedback(None, seconds)
 
-    async def _push(self, column: str, seconds: float) -> None:
-        now = self._db_time() if self._db_time else None
+    async def _feedback(self, pause: float | None, hold: float | None) -> None:
+        release, self._pending = self._pending, []  # finished leases ride along
         async with self.pool.acquire() as conn:
             await conn.execute(
-                "INSERT INTO etl.rate_groups (group_key) VALUES ($1) ON CONFLICT DO NOTHING", self.group
-            )
-            await conn.execute(
-                f"UPDATE etl.rate_groups SET {column} = greatest({column}, "
-                "coalesce($3::double precision, extract(epoch FROM clock_timestamp())) + $2), "
-                "updated_at = now() WHERE group_key = $1",
+                "SELECT etl.rate_feedback($1, $2, $3, $4, $5)",
                 self.group,
-                seconds,
-                now,
+                pause,
+                hold,
+                release,
+                self._db_time() if self._db_time else None,
             )
+        self.feedbacks += 1
 
     async def record_violation(self, retry_after: float | None, pause_seconds: float) -> LedgerState:
-        """Write a 429 to the ledger, pause the whole group, and return the window's count."""
-        now = self._db_time() if self._db_time else None
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO etl.rate_violations (group_key, source, run_id, retry_after, at) "
-                "VALUES ($1, $2, $3, $4, coalesce(to_timestamp($5::double precision), now()))",
+        """Write a 429 to the ledger, pause the whole group, and return the window's count (one statement)."""
+        release, self._pending = self._pending, []
+        async with self.pool.acquire() as conn:
+            times = await conn.fetchval(
+                "SELECT etl.rate_violation($1, $2, $3, $4, $5, $6, $7, $8)",
                 self.group,
                 self.source.name,
                 self.run_id,
                 retry_after,
-                now,
-            )
-            await conn.execute(
-                "INSERT INTO etl.rate_groups (group_key) VALUES ($1) ON CONFLICT DO NOTHING", self.group
-            )
-            await conn.execute(
-                "UPDATE etl.rate_groups SET paused_until = greatest(paused_until, "
-                "coalesce($3::double precision, extract(epoch FROM clock_timestamp())) + $2), "
-                "updated_at = now() WHERE group_key = $1",
-                self.group,
                 pause_seconds,
-                now,
+                self.source.violation_window_seconds,
+                release,
+                self._db_time() if self._db_time else None,
             )
-            return await self._ledger(conn, now)
+        self.feedbacks += 1
+        return self._state([float(t) for t in times])
 
     async def ledger(self) -> LedgerState:
         async with self.pool.acquire() as conn:
@@ -319,7 +373,11 @@ class SharedBudget:
             window,
             now,
         )
-        times = [float(r["at"]) for r in rows]
+        return self._state([float(r["at"]) for r in rows])
+
+    def _state(self, times: list[float]) -> LedgerState:
+        """The window's violations (oldest first) as a count and the moment the budget frees up."""
+        window = self.source.violation_window_seconds
         budget = self.source.violation_budget
         free_at = times[len(times) - budget] + window if len(times) >= budget else None
         return LedgerState(len(times), free_at)
