@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
 from sqlalchemy import BigInteger, Date, DateTime, LargeBinary, Text, UniqueConstraint, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -214,12 +214,83 @@ class ExternalId(EntityRow, table=True):
     external_id: str = _text(nullable=False)
 
 
+class Company(EntityRow, table=True):
+    __tablename__: ClassVar[str] = "companies"
+    __table_args__ = _unique_source_id()
+
+    name: str = _text(nullable=False)
+    site_url: str | None = _text()
+    is_animation_studio: bool | None = None
+
+
+class MediaCompany(EntityRow, table=True):
+    __tablename__: ClassVar[str] = "media_companies"
+    __table_args__ = _unique_source_id()
+
+    media_id: int | None = _fk("catalog.media.id", "SET NULL")
+    media_source_id: str | None = _text()
+    company_id: int | None = _fk("catalog.companies.id", "SET NULL")
+    company_source_id: str | None = _text()
+    role: str | None = _text()
+    is_main: bool | None = None
+
+
+class MediaRelation(EntityRow, table=True):
+    __tablename__: ClassVar[str] = "media_relations"
+    __table_args__ = _unique_source_id()
+
+    media_id: int | None = _fk("catalog.media.id", "SET NULL")
+    media_source_id: str | None = _text()
+    related_media_id: int | None = _fk("catalog.media.id", "SET NULL")
+    related_media_source_id: str | None = _text()
+    relation: str | None = _text()
+
+
+class StreamingLink(EntityRow, table=True):
+    __tablename__: ClassVar[str] = "streaming_links"
+    __table_args__ = _unique_source_id()
+
+    media_id: int | None = _fk("catalog.media.id", "SET NULL")
+    media_source_id: str | None = _text()
+    site: str = _text(nullable=False)
+    url: str = _text(nullable=False)
+    kind: str | None = _text()
+    subtitles: list[str] | None = Field(default=None, sa_type=ARRAY(Text))
+    dubs: list[str] | None = Field(default=None, sa_type=ARRAY(Text))
+
+
+class MediaTag(EntityRow, table=True):
+    __tablename__: ClassVar[str] = "media_tags"
+    __table_args__ = _unique_source_id()
+
+    media_id: int | None = _fk("catalog.media.id", "SET NULL")
+    media_source_id: str | None = _text()
+    name: str = _text(nullable=False)
+    category: str | None = _text()
+    rank: int | None = None
+    is_spoiler: bool | None = None
+
+
+class CharacterVoice(EntityRow, table=True):
+    __tablename__: ClassVar[str] = "character_voices"
+    __table_args__ = _unique_source_id()
+
+    media_character_id: int | None = _fk("catalog.media_characters.id", "SET NULL")
+    media_character_source_id: str | None = _text()
+    person_id: int | None = _fk("catalog.people.id", "SET NULL")
+    person_source_id: str | None = _text()
+    language: str | None = _text()
+
+
 # ---------------------------------------------------------------------------- load specs
 
 MEDIA_REF = Ref("media_id", "catalog.media", "media_source_id")
 GENRE_REF = Ref("genre_id", "catalog.genres", "genre_source_id")
 CHARACTER_REF = Ref("character_id", "catalog.characters", "character_source_id")
 PERSON_REF = Ref("person_id", "catalog.people", "person_source_id")
+COMPANY_REF = Ref("company_id", "catalog.companies", "company_source_id")
+RELATED_MEDIA_REF = Ref("related_media_id", "catalog.media", "related_media_source_id")
+MEDIA_CHARACTER_REF = Ref("media_character_id", "catalog.media_characters", "media_character_source_id")
 
 _LINK_COMMON = ("id", "source", "synced_at", "run_id")
 
@@ -273,6 +344,12 @@ MODELS: tuple[type[SQLModel], ...] = (
     Person,
     MediaStaff,
     ExternalId,
+    Company,
+    MediaCompany,
+    MediaRelation,
+    StreamingLink,
+    MediaTag,
+    CharacterVoice,
 )
 
 SPECS: tuple[EntityTable | LinkTable, ...] = (
@@ -286,6 +363,12 @@ SPECS: tuple[EntityTable | LinkTable, ...] = (
     entity_spec(Person),
     entity_spec(MediaStaff, MEDIA_REF, PERSON_REF),
     entity_spec(ExternalId, MEDIA_REF),
+    entity_spec(Company),
+    entity_spec(MediaCompany, MEDIA_REF, COMPANY_REF),
+    entity_spec(MediaRelation, MEDIA_REF, RELATED_MEDIA_REF),
+    entity_spec(StreamingLink, MEDIA_REF),
+    entity_spec(MediaTag, MEDIA_REF),
+    entity_spec(CharacterVoice, MEDIA_CHARACTER_REF, PERSON_REF),
 )
 
 register(*SPECS)

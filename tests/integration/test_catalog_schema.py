@@ -306,3 +306,122 @@ async def test_images_per_artist_query_keeps_namesakes_apart(db_url: str) -> Non
         ]
     finally:
         await conn.close()
+
+
+async def test_breadth_tables_load_resolve_late_refs_and_keep_arrays(db_url: str) -> None:
+    """Companies, relations, links, tags and voices load before their targets, resolve once the
+    targets arrive, keep text[] languages, and an unchanged reload writes nothing."""
+    from pipeline.load import resolve_refs
+    from pipeline.records import Batch
+
+    def batch(rows: dict[str, list[dict[str, Any]]]) -> Batch:
+        made = Batch()
+        for table, items in rows.items():
+            for item in items:
+                made.add(table, dict(item))
+        return made
+
+    children = {
+        "catalog.media_companies": [
+            {"source_id": "p1", "media_source_id": "anime/1", "company_source_id": "14", "role": "studio"},
+        ],
+        "catalog.media_relations": [
+            {
+                "source_id": "r1",
+                "media_source_id": "anime/1",
+                "related_media_source_id": "anime/2",
+                "relation": "sequel",
+            },
+            {
+                "source_id": "r2",
+                "media_source_id": "anime/1",
+                "related_media_source_id": "anime/404",
+                "relation": "side_story",
+            },
+        ],
+        "catalog.streaming_links": [
+            {
+                "source_id": "s1",
+                "media_source_id": "anime/1",
+                "site": "Crunchyroll",
+                "url": "https://www.crunchyroll.com/cowboy-bebop",
+                "kind": "streaming",
+                "subtitles": ["en", "es"],
+                "dubs": ["ja"],
+            },
+        ],
+        "catalog.media_tags": [
+            {
+                "source_id": "1:83",
+                "media_source_id": "anime/1",
+                "name": "Space",
+                "category": "Setting",
+                "rank": 94,
+                "is_spoiler": False,
+            },
+        ],
+        "catalog.character_voices": [
+            {
+                "source_id": "v1",
+                "media_character_source_id": "mc1",
+                "person_source_id": "p9",
+                "language": "ja_jp",
+            },
+        ],
+    }
+    parents = {
+        "catalog.media": [
+            {"source_id": sid, "source_kind": "kitsu", "kind": "anime", "title": title}
+            for sid, title in (("anime/1", "Cowboy Bebop"), ("anime/2", "Cowboy Bebop: The Movie"))
+        ],
+        "catalog.companies": [{"source_id": "14", "name": "Sunrise", "is_animation_studio": None}],
+        "catalog.characters": [{"source_id": "c1", "name": "Spike Spiegel"}],
+        "catalog.media_characters": [
+            {"source_id": "mc1", "media_source_id": "anime/1", "character_source_id": "c1", "role": "main"}
+        ],
+        "catalog.people": [{"source_id": "p9", "name": "Kouichi Yamadera"}],
+    }
+    conn = await db.connect(db_url)
+    try:
+        loader = Loader(conn, "kitsu", run_id=None)
+        first = await loader.load(batch(children))
+        assert first.inserted == 6
+        await loader.load(batch(parents))
+        await resolve_refs(conn, "kitsu")
+        relations = await conn.fetch(
+            "SELECT r.source_id, m.source_id AS media, d.source_id AS related, r.related_media_source_id "
+            "FROM catalog.media_relations r LEFT JOIN catalog.media m ON m.id = r.media_id "
+            "LEFT JOIN catalog.media d ON d.id = r.related_media_id ORDER BY r.source_id"
+        )
+        assert [tuple(r) for r in relations] == [
+            ("r1", "anime/1", "anime/2", "anime/2"),
+            ("r2", "anime/1", None, "anime/404"),  # a related work the catalogue lacks keeps its key
+        ]
+        voiced = await conn.fetchrow(
+            "SELECT c.name AS character, p.name AS actor, v.language FROM catalog.character_voices v "
+            "JOIN catalog.media_characters mc ON mc.id = v.media_character_id "
+            "JOIN catalog.characters c ON c.id = mc.character_id JOIN catalog.people p ON p.id = v.person_id"
+        )
+        assert tuple(voiced) == ("Spike Spiegel", "Kouichi Yamadera", "ja_jp")
+        studio = await conn.fetchval(
+            "SELECT c.name FROM catalog.media_companies mc JOIN catalog.companies c ON c.id = mc.company_id "
+            "JOIN catalog.media m ON m.id = mc.media_id WHERE m.source_id = 'anime/1' AND mc.role = 'studio'"
+        )
+        assert studio == "Sunrise"
+        link = await conn.fetchrow(
+            "SELECT subtitles, dubs, media_id IS NOT NULL AS linked FROM catalog.streaming_links"
+        )
+        assert (link["subtitles"], link["dubs"], link["linked"]) == (["en", "es"], ["ja"], True)
+        assert await conn.fetchval("SELECT count(*) FROM catalog.media_tags WHERE media_id IS NOT NULL") == 1
+        again = await loader.load(batch(children))
+        assert (again.inserted, again.updated) == (0, 0)
+        changed = {
+            "catalog.streaming_links": [{**children["catalog.streaming_links"][0], "dubs": ["ja", "en"]}]
+        }
+        assert (await loader.load(batch(changed))).updated == 1
+        assert await conn.fetchval("SELECT dubs FROM catalog.streaming_links") == ["ja", "en"]
+        bad = {"catalog.media_relations": [{"source_id": "r3", "relation": "remake"}]}
+        with pytest.raises(asyncpg.CheckViolationError):
+            await loader.load(batch(bad))
+    finally:
+        await conn.close()
