@@ -159,6 +159,7 @@ class SharedBudget:
         self._wanting = 0  # local requests waiting for a slot: the size of the next batch
         self.batch_max = batch_size(source)
         self._cap_lead = min(CAP_LEAD_SECONDS, self.spacing / 4)
+        self._refused = 0  # reservations refused in a row for a full cap
         self._lower = self._upper = 0.0
         self._flusher: asyncio.Task[None] | None = None
         self._checked = False
@@ -250,13 +251,18 @@ class SharedBudget:
                     )
                 # The in-flight cap is full: come back a little before the slot could start (so the
                 # next reservation gets that slot itself, not a later one), or soon if it could now.
+                # The longer a process has been refused, the earlier it comes back: processes
+                # racing for each slot of a full cap take turns instead of one starving.
                 self.cap_waits += 1
-                soonest = (float(blocked) - db_now if blocked is not None else 0.0) - self._cap_lead
+                self._refused += 1
+                lead = min(self.spacing / 2, self._cap_lead * self._refused)
+                soonest = (float(blocked) - db_now if blocked is not None else 0.0) - lead
                 poll = soonest if soonest > MIN_POLL_SECONDS else self._cap_poll
                 self._cap_poll = min(MAX_POLL_SECONDS, self._cap_poll * 2)  # a long request: back off
                 await self._clock.sleep(poll)
                 continue
             self._cap_poll = self._first_poll
+            self._refused = 0
             if granted > 1:
                 self.batches += 1
             if late_slot is not None and abs(float(row["slot"]) - late_slot) < self.spacing / 2:

@@ -13,12 +13,17 @@ Nekos-specific control routes (besides core's ``/_sandbox`` ones, e.g. ``/_sandb
     GET  /_sandbox/nekos         counts, options, violations, banned clients
     POST /_sandbox/nekos/mode    {"lenient_limits": bool, "swap_probability": float}
     POST /_sandbox/nekos/unban   forget every client's window, violations and ban
+
+In process, ``ctx.state["nekos"].arrivals`` is the limiter's arrival log (time, client, path,
+admitted): the server-side view a test judges a client's pace by.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +56,18 @@ _TOKEN_FORMAT = re.compile(r"^Bearer (?P<token>[0-9a-zA-Z]{100})$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 RATE_MESSAGE = "You have exceeded the rate limit. Please try again later."
 BAN_MESSAGE = "You have exceeded the rate limit too many times. Please try again later."
+ARRIVALS_KEPT = 100_000
 RESOURCES = {"image": "images", "artist": "artists", "character": "characters", "category": "categories"}
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """One request the limiter judged: sandbox time, client, path and whether it was admitted."""
+
+    at: float
+    client: str
+    path: str
+    allowed: bool
 
 
 @dataclass
@@ -105,6 +121,10 @@ class NekosService:
         self.limiter = FixedWindowLimiter(NEKOS_POLICY, ctx.clock, ctx.counters_for(name))
         self.scopes = {**TOKEN_SCOPES, **options.extra_tokens}
         self.violations = 0
+        # The requests the limiter judged (the last ARRIVALS_KEPT), in arrival order: a test measures
+        # the clients' combined pace from the server's own log.
+        self.arrivals: deque[Arrival] = deque(maxlen=ARRIVALS_KEPT)
+        self.on_arrival: list[Callable[[Arrival], None]] = []  # in-process observers of the log
         self._requests = 0
         self._clients: set[str] = set()
         for token, scopes in self.scopes.items():
@@ -144,6 +164,7 @@ class NekosService:
 
     def unban(self) -> None:
         self.limiter.reset()
+        self.arrivals.clear()
 
     # -- request pipeline ------------------------------------------------------------------------
     def authorize(self, request: web.Request, *, scope: str | None) -> frozenset[str] | web.Response:
@@ -172,6 +193,10 @@ class NekosService:
         client = client_key(request)
         self._clients.add(client)
         decision = self.limiter.check(client)
+        arrival = Arrival(self.ctx.clock.now(), client, request.path, decision.allowed)
+        self.arrivals.append(arrival)
+        for observe in self.on_arrival:
+            observe(arrival)
         headers = _rate_headers(decision)
         if decision.allowed:
             return headers
