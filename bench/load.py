@@ -199,7 +199,7 @@ class BenchStream:
         return {"data": payloads, "meta": {"count": None}}
 
     async def pages(self, state: Any) -> AsyncIterator[Any]:
-        from pipeline.runner import Page
+        from pipeline.streams import Page
 
         source = pages(self.changed_every)
         key = 0

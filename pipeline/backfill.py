@@ -17,13 +17,12 @@ from typing import Any
 import asyncpg
 import orjson
 
-from pipeline.checkpoints import PageSet, StreamState, Window, decode_cursor, with_seen_ids
+from pipeline.checkpoints import with_seen_ids
 from pipeline.errors import ConfigError
 from pipeline.progress import Progress
 from pipeline.runner import (
     ClientFactory,
     RunContext,
-    Stream,
     StreamFactory,
     abort_run,
     close_run,
@@ -37,6 +36,7 @@ from pipeline.runner import (
 )
 from pipeline.runs import RunSummary
 from pipeline.settings import Settings
+from pipeline.streams import PageSet, Stream, StreamState, Window, decode_cursor
 
 
 async def create_backfill(

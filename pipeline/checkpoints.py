@@ -16,138 +16,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
 
 import asyncpg
 import orjson
 
 from pipeline.load import AfterHook, delete_ids, soft_delete
-
-Mode = Literal["full", "incremental", "backfill"]
-Cursor = datetime | int | float | str
-
-
-class PageSet:
-    """Committed page keys as sorted disjoint inclusive ranges: small however many pages commit."""
-
-    def __init__(self, ranges: Iterable[Sequence[int]] = ()) -> None:
-        self._ranges: list[list[int]] = []
-        for lo, hi in ranges:
-            self._merge(int(lo), int(hi))
-
-    def _merge(self, lo: int, hi: int) -> None:
-        merged: list[list[int]] = []
-        for a, b in sorted([*self._ranges, [lo, hi]]):
-            if merged and a <= merged[-1][1] + 1:
-                merged[-1][1] = max(merged[-1][1], b)
-            else:
-                merged.append([a, b])
-        self._ranges = merged
-
-    def add(self, key: int) -> None:
-        self._merge(key, key)
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, int) and any(lo <= key <= hi for lo, hi in self._ranges)
-
-    def __len__(self) -> int:
-        return sum(hi - lo + 1 for lo, hi in self._ranges)
-
-    def first_missing(self, start: int = 0) -> int:
-        """The lowest key ≥ ``start`` not committed: where a sequential walk resumes."""
-        key = start
-        for lo, hi in self._ranges:
-            if lo <= key <= hi:
-                key = hi + 1
-        return key
-
-    def ranges(self) -> list[list[int]]:
-        return [list(r) for r in self._ranges]
-
-    def __repr__(self) -> str:
-        return f"PageSet({self._ranges})"
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """A backfill's window; ``full`` means a whole re-scan."""
-
-    since: datetime | None = None
-    until: datetime | None = None
-    full: bool = False
-
-
-@dataclass(slots=True)
-class StreamState:
-    """What a connector needs to know to fetch only what is left to do."""
-
-    source: str
-    resource: str
-    mode: Mode
-    run_started_at: datetime
-    auth: str = "anonymous"
-    cursor: Cursor | None = None  # capped and lagged; fetch changes at or after it
-    committed: PageSet = field(default_factory=PageSet)  # scan pages already committed: skip them
-    scan_id: str | None = None
-    expected_total: int | None = None
-    window: Window | None = None
-    backfill_id: int | None = None
-    held_cursor: Cursor | None = None  # a full scan's cursor, committed only when the scan completes
-    # A resumed scan: the distinct raw ids its committed pages already loaded (etl.scan_seen), so
-    # the connector judges completeness over the whole scan, not only the pages it reads now.
-    seen_ids: frozenset[str] = frozenset()
-
-    def scan_json(self) -> dict[str, Any]:
-        held, kind = encode_cursor(self.held_cursor)
-        return {
-            "scan_id": self.scan_id,
-            "auth": self.auth,
-            "started_at": self.run_started_at.isoformat(),
-            "pages": self.committed.ranges(),
-            "expected_total": self.expected_total,
-            "held_cursor": held,
-            "held_kind": kind,
-        }
-
-
-def encode_cursor(value: Cursor | None) -> tuple[str | None, str | None]:
-    if value is None:
-        return None, None
-    if isinstance(value, datetime):
-        return value.isoformat(), "timestamp"
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return repr(value), "epoch"
-    return str(value), "opaque"
-
-
-def decode_cursor(text: str | None, kind: str | None) -> Cursor | None:
-    if text is None:
-        return None
-    if kind == "timestamp":
-        return datetime.fromisoformat(text)
-    if kind == "epoch":
-        return float(text) if "." in text or "e" in text else int(text)
-    return text
-
-
-def cap_cursor(value: Cursor, run_started_at: datetime, lag_seconds: float) -> Cursor:
-    """min(value, run start) − lag for time-like cursors; other cursors unchanged."""
-    if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return min(moment, run_started_at) - timedelta(seconds=lag_seconds)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        capped = min(value, run_started_at.timestamp()) - lag_seconds
-        return int(capped) if isinstance(value, int) else capped
-    return value
-
-
-def later(old: Cursor | None, new: Cursor) -> Cursor:
-    """Cursors never move backwards (a kind change takes the new value)."""
-    if old is None or type(old) is not type(new) or isinstance(new, str):
-        return new
-    return max(old, new)
+from pipeline.streams import (
+    Cursor,
+    Mode,
+    PageSet,
+    StreamState,
+    cap_cursor,
+    decode_cursor,
+    encode_cursor,
+    later,
+)
 
 
 async def read_checkpoint(conn: asyncpg.Connection, source: str, resource: str) -> asyncpg.Record | None:

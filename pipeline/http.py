@@ -20,13 +20,12 @@ import types
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NoReturn, Self
+from typing import TYPE_CHECKING, Any, NoReturn, Self
 
 import aiohttp
 import orjson
 
 from pipeline.auth import AuthProvider, build_auth
-from pipeline.budget import LedgerState, Reservation, SharedBudget
 from pipeline.clock import Clock, SystemClock
 from pipeline.errors import (
     AuthError,
@@ -41,6 +40,9 @@ from pipeline.ratelimit import AdaptiveLimiter, PauseGate, Slot
 from pipeline.redact import redact_text, redact_url
 from pipeline.responses import BodyCheck, Outcome, Verdict, classify_response, read_quota
 from pipeline.settings import SourceSettings
+
+if TYPE_CHECKING:  # the shared budget needs the database driver: a connector never loads it
+    from pipeline.budget import Reservation, SharedBudget
 
 log = get_logger(__name__)
 
@@ -433,6 +435,8 @@ class ServiceClient:
         )
         if violations >= self.settings.violation_budget:
             if self.budget is not None:
+                from pipeline.budget import LedgerState  # loaded already: self.budget is a SharedBudget
+
                 error = self.budget.spent_error(LedgerState(violations, free_at))
             else:
                 error = ViolationBudgetError(

@@ -18,39 +18,7 @@ checkpoint); batches hold up to ``batch_rows`` records / ``batch_bytes`` bytes, 
 early once ``batch_min_rows`` are pending and the loader is free, and never wait more than
 ``flush_seconds``: slow APIs commit every page within that delay, fast ones commit big batches.
 
-The protocol a connector implements (``pipeline.sources.build_stream`` returns one)::
-
-    class KitsuAnime:                                  # satisfies runner.Stream
-        source: SourceSettings; resource = "anime"
-        incremental = False                            # True: cursor runs once a full scan completed
-        owned_tables = ("catalog.media",)              # rows keyed by the raw record's source_id
-        auth_identity = "anonymous"                    # or "user:NAME"; deletes need the same one
-        stats: RequestStats                            # requests, retries, rate_limited, wait_seconds, bytes
-
-        async def pages(self, state: StreamState) -> AsyncIterator[Page]:
-            total = (await first page)["meta"]["count"]
-            for n in planned page numbers:
-                if n in state.committed: continue      # a crashed scan resumes; order does not matter
-                yield Page(doc, key=n, expected_total=total, nbytes=size)
-
-* ``state.mode`` is ``full`` (re-scan: give every page a ``key``; resume skips ``state.committed``),
-  ``incremental`` (fetch changes at/after ``state.cursor``, already capped and lagged) or ``backfill``
-  (``state.window`` = since/until or full; resume with ``state.committed``/``state.cursor``).
-* ``Page.cursor`` is committed with that page in incremental mode, so a walk that goes newest-first
-  (AniList ``UPDATED_AT_DESC``, Zou events) sets it only on its last page. In full mode it is held
-  until the scan completes (Zou: the newest event id/time when the full sync began).
-* ``Page.expected_total`` (``meta.count``, ``total``): a scan that ends having seen that many
-  distinct records may delete the records it did not see; without it nothing is deleted. Before
-  deleting, the runner calls the connector's optional ``lookup(ids)`` (pages of the records that
-  still answer, or ``Page.present`` ids): only the rest are deleted; without ``lookup`` a record
-  must be missed by two consecutive complete scans. More deletes than ``max_delete_share`` of the
-  live rows fail the stream unless ``--allow-deletes``.
-* ``Page.complete = False`` on the last page: the connector knows it missed records (capped,
-  churn it could not settle); the stream ends ``incomplete`` (exit 1), deletes nothing, and the
-  next run scans again. So does a scan that committed fewer distinct records than its total.
-* ``Page.deletes`` = {table or resource: [source_id, …]} for tombstones (Zou ``*:delete`` events),
-  applied in the page's transaction.
-* The scan completes when ``pages()`` returns; raising fails the stream (committed pages stay).
+The connector contract (``Page``, ``Stream``, ``StreamState``) is ``pipeline.streams``.
 """
 
 from __future__ import annotations
@@ -62,13 +30,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import asyncpg
 
 from pipeline import checkpoints, drift, locks, runs
 from pipeline.budget import SharedBudget
-from pipeline.checkpoints import Cursor, StreamState, Tracker
+from pipeline.checkpoints import Tracker
 from pipeline.clock import SystemClock
 from pipeline.errors import (
     ConfigError,
@@ -86,50 +54,13 @@ from pipeline.records import Batch, Reject
 from pipeline.redact import redact_text
 from pipeline.runs import RunSummary, StreamResult
 from pipeline.settings import Settings, SourceSettings
+from pipeline.streams import Cursor, Page, RequestCounters, Stream, StreamState, later
 from pipeline.transform import Context, transform
 from pipeline.transform import spec as transform_spec
 
 log = get_logger(__name__)
 MIN_RECORDS_FOR_REJECT_SHARE = 100  # below this a stream is judged only at its end
 SIGNALS: list[str] = []  # signals received by this process (``commands.run_interruptible`` notes them)
-
-
-class RequestCounters(Protocol):
-    """What the HTTP engine counts per stream (``pipeline.http.RequestStats`` fits)."""
-
-    requests: int
-    retries: int
-    rate_limited: int
-    wait_seconds: float
-    bytes: int
-
-
-@dataclass(slots=True)
-class Page:
-    """One fetched page: the document as fetched plus what resuming needs to know about it."""
-
-    doc: Any
-    key: int | None = None  # scan page number (or offset): the unit of resumable progress
-    cursor: Cursor | None = None
-    expected_total: int | None = None
-    nbytes: int = 0
-    deletes: dict[str, list[str]] = field(default_factory=dict)
-    # The connector's word on its scan, given with its last page: False = it knows it missed pages
-    # or records (capped, churn it could not settle); the stream then ends ``incomplete``.
-    complete: bool | None = None
-    # A lookup's verdict without content to load: raw ids that still exist (never deleted).
-    present: tuple[str, ...] = ()
-    url: str | None = None  # where the page came from: named in the rejects of its records
-
-
-class Stream(Protocol):
-    source: SourceSettings
-    resource: str
-    incremental: bool
-    owned_tables: tuple[str, ...]
-    auth_identity: str
-
-    def pages(self, state: StreamState) -> AsyncIterator[Page]: ...
 
 
 StreamFactory = Callable[[SourceSettings, str, Any], Stream]
@@ -296,7 +227,7 @@ class _Consumer:
         if page.key is not None:
             p.keys.append(page.key)
         if page.cursor is not None:
-            p.cursor = page.cursor if p.cursor is None else checkpoints.later(p.cursor, page.cursor)
+            p.cursor = page.cursor if p.cursor is None else later(p.cursor, page.cursor)
         if page.expected_total is not None:
             p.total = page.expected_total
         if page.complete is not None:

@@ -2,7 +2,7 @@
 
 A connector module ``pipeline.sources.<kind>`` exposes::
 
-    def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -> runner.Stream
+    def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -> streams.Stream
     def client_options(source: SourceSettings) -> dict[str, Any]     # optional: ServiceClient kwargs
 
 ``build_stream`` and ``open_client`` below are what the runner is given as its stream and client
@@ -17,7 +17,6 @@ from contextlib import asynccontextmanager
 from types import ModuleType
 from typing import Any
 
-import pipeline.models  # noqa: F401  (registers every unified table spec the loader needs)
 from pipeline.http import ServiceClient
 from pipeline.settings import SourceSettings
 

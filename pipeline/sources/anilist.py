@@ -35,16 +35,14 @@ from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
-from pipeline.checkpoints import StreamState
 from pipeline.errors import ConfigError, FatalError
 from pipeline.http import RequestStats, ServiceClient
 from pipeline.log import get_logger
-from pipeline.models import catalog as _catalog  # noqa: F401  (registers the catalog table specs)
 from pipeline.pagination import GraphQLPagePaginator, PageRequest
 from pipeline.responses import graphql_body_check
-from pipeline.runner import Page
 from pipeline.settings import SourceSettings
 from pipeline.sources.common import auth_identity, check_resource, option
+from pipeline.streams import Page, StreamState
 
 log = get_logger(__name__)
 
@@ -182,7 +180,7 @@ def empty_page() -> dict[str, Any]:
 
 
 class AniListStream:
-    """Anime or manga of one AniList source (``runner.Stream``)."""
+    """Anime or manga of one AniList source (``streams.Stream``)."""
 
     incremental = True
 

@@ -26,15 +26,13 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.checkpoints import StreamState
 from pipeline.errors import HTTPStatusError
 from pipeline.http import RequestStats, ServiceClient
 from pipeline.log import get_logger
-from pipeline.models import catalog as _catalog  # noqa: F401  (registers the catalog table specs)
 from pipeline.pagination import PageRequest, ShortPagePaginator
-from pipeline.runner import Page
 from pipeline.settings import SourceSettings
 from pipeline.sources.common import auth_identity, check_resource, completed, option
+from pipeline.streams import Page, StreamState
 
 log = get_logger(__name__)
 
@@ -66,7 +64,7 @@ def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -
 
 
 class AniListV1Stream:
-    """Anime or manga of one AniList v1 source (``runner.Stream``): a sequential full re-scan."""
+    """Anime or manga of one AniList v1 source (``streams.Stream``): a sequential full re-scan."""
 
     incremental = False
 

@@ -38,14 +38,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.auth import NoAuth
-from pipeline.checkpoints import StreamState
 from pipeline.http import RequestStats, ServiceClient
 from pipeline.log import get_logger
-from pipeline.models import catalog as _catalog  # noqa: F401  (registers the catalog table specs)
 from pipeline.pagination import JsonApiPaginator, PageRequest, default_max_pages
-from pipeline.runner import Page
 from pipeline.settings import OAuthPasswordAuth, SourceSettings
 from pipeline.sources.common import auth_identity, check_resource, completed, option
+from pipeline.streams import Page, StreamState
 from pipeline.transform.kitsu import MEDIA_TYPES
 
 log = get_logger(__name__)
@@ -107,7 +105,7 @@ def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -
 
 
 class KitsuStream:
-    """One Kitsu resource of one source (``runner.Stream``): a parallel full re-scan."""
+    """One Kitsu resource of one source (``streams.Stream``): a parallel full re-scan."""
 
     incremental = False
 

@@ -23,15 +23,13 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-import pipeline.models.images  # noqa: F401  (registers the catalog image table specs)
-from pipeline.checkpoints import StreamState
 from pipeline.errors import ConfigError, ContractError, HTTPStatusError
 from pipeline.http import RequestStats, ServiceClient
 from pipeline.log import get_logger
 from pipeline.pagination import PageRequest, default_max_pages
-from pipeline.runner import Page
 from pipeline.settings import BearerAuth, SourceSettings
 from pipeline.sources.common import completed
+from pipeline.streams import Page, StreamState
 from pipeline.transform.nekos import page_items
 
 log = get_logger(__name__)
@@ -65,7 +63,7 @@ def _total(body: Any) -> int | None:
 
 
 class NekosStream:
-    """One Nekos listing (``runner.Stream``)."""
+    """One Nekos listing (``streams.Stream``)."""
 
     incremental = False
 

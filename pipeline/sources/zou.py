@@ -37,14 +37,12 @@ from typing import Any
 
 import orjson
 
-import pipeline.models.production  # noqa: F401  (registers the production.* table specs)
-from pipeline.checkpoints import StreamState
 from pipeline.errors import ConfigError
 from pipeline.http import RequestStats, ServiceClient
 from pipeline.log import get_logger
-from pipeline.runner import Page
 from pipeline.settings import SourceSettings, ZouJWTAuth
 from pipeline.sources.zou_log import EventCursor, EventsLog, event_time, events_log
+from pipeline.streams import Page, StreamState
 from pipeline.transform.zou import page_records
 from pipeline.transform.zou_events import EVENT_RESOURCES, EVENTS_PAGE, reduce_events, split_event_name
 
@@ -90,7 +88,7 @@ def chunks(ids: Sequence[str], size: int) -> Iterable[list[str]]:
 
 
 class ZouStream:
-    """One Zou model of one studio (``runner.Stream``)."""
+    """One Zou model of one studio (``streams.Stream``)."""
 
     incremental = True
 

@@ -9,11 +9,10 @@ from typing import Any
 import asyncpg
 
 from pipeline import tables
-from pipeline.checkpoints import StreamState
 from pipeline.http import RequestStats
 from pipeline.records import Batch, RawRecord, Reject
-from pipeline.runner import Page
 from pipeline.settings import PipelineSettings, Settings, SourceSettings
+from pipeline.streams import Page, StreamState
 from pipeline.tables import EntityTable, LinkTable, Ref
 from pipeline.transform import ResourceTransform, register
 

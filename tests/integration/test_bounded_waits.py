@@ -19,12 +19,13 @@ import asyncpg
 import pytest
 
 from pipeline import locks, runs
-from pipeline.runner import Page, run_sync
+from pipeline.runner import run_sync
 from pipeline.runs import RunSummary
 from pipeline.sandbox import nekos as nekos_sim
 from pipeline.sandbox.server import Sandbox, source_settings, start_sandbox
 from pipeline.settings import Settings, SourceSettings, parse_settings
 from pipeline.sources import build_stream, open_client
+from pipeline.streams import Page
 
 pytestmark = pytest.mark.db
 FAST = {"rate": {"requests": 50, "per_seconds": 1.0}, "max_in_flight": 1}

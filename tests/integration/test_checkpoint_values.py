@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pipeline.checkpoints import (
-    PageSet,
-    StreamState,
-    cap_cursor,
-    decode_cursor,
-    deletes_allowed,
-    encode_cursor,
-    later,
-)
+from pipeline.checkpoints import deletes_allowed
+from pipeline.streams import PageSet, StreamState, cap_cursor, decode_cursor, encode_cursor, later
 
 START = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -13,12 +13,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from pipeline.checkpoints import StreamState
-from pipeline.runner import Page, run_sync
+from pipeline.runner import run_sync
 from pipeline.runs import RunSummary
 from pipeline.sandbox.server import Sandbox, start_sandbox
 from pipeline.settings import Settings, SourceSettings
 from pipeline.sources import build_stream, open_client
+from pipeline.streams import Page, StreamState
 from tests.integration.test_catalog_e2e_kit import catalog_settings, kitsu_key, kitsu_media, live_media
 from tests.integration.test_nekos_e2e import nekos_settings, service
 

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
-from pipeline.runner import Page, run_sync
+from pipeline.runner import run_sync
 from pipeline.runs import RunSummary
 from pipeline.sandbox import zou as zou_sim
 from pipeline.sandbox.server import Sandbox, source_settings, start_sandbox
@@ -23,6 +23,7 @@ from pipeline.sandbox.zou_store import model_for
 from pipeline.settings import RESOURCES, Settings, SourceSettings, parse_settings
 from pipeline.sources import build_stream, open_client
 from pipeline.sources.zou import ZouStream
+from pipeline.streams import Page
 
 pytestmark = pytest.mark.db
 

@@ -13,12 +13,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from pipeline.auth import NoAuth
-from pipeline.checkpoints import StreamState
 from pipeline.errors import FatalError
-from pipeline.runner import Page
 from pipeline.settings import SourceSettings, parse_settings
 from pipeline.sources import anilist, anilist_v1, kitsu
 from pipeline.sources.common import auth_identity, completed
+from pipeline.streams import Page, StreamState
 from pipeline.transform import transform
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
