@@ -238,6 +238,11 @@ async def migrate(conn: asyncpg.Connection, sql_dir: Traversable = SQL_DIR) -> l
                 applied_at timestamptz NOT NULL DEFAULT now()
             );
             COMMENT ON TABLE etl.schema_migrations IS 'sql/NNN_*.sql files applied, with their SHA-256.';
+            COMMENT ON COLUMN etl.schema_migrations.version IS 'The NNN of sql/NNN_*.sql (applied in order).';
+            COMMENT ON COLUMN etl.schema_migrations.name IS 'The file name, e.g. 001_etl.sql.';
+            COMMENT ON COLUMN etl.schema_migrations.checksum IS
+                'SHA-256 of the file as applied; an applied file that was edited since is refused.';
+            COMMENT ON COLUMN etl.schema_migrations.applied_at IS 'When it was applied.';
             """
         )
         rows = await conn.fetch("SELECT version, name, checksum FROM etl.schema_migrations")
