@@ -25,18 +25,20 @@ import asyncio
 import os
 import signal
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
 
-from pipeline import db, log, sources
+from pipeline import db, log, metrics, sources
 from pipeline.drift import NewField
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, DatabaseError
 from pipeline.progress import Progress
-from pipeline.runs import HolderRun, RunInfo, RunSummary, StreamResult, StreamStatus
+from pipeline.runs import OK_STATUSES, HolderRun, RunInfo, RunSummary, StreamResult, StreamStatus
 from pipeline.settings import Settings, load_settings
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
 T = TypeVar("T")
 Names = str | Sequence[str] | None
 ConfigPath = str | os.PathLike[str] | None
+MetricsPath = str | os.PathLike[str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +91,7 @@ class StreamSummary:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("succeeded", "skipped")
+        return self.status in OK_STATUSES
 
     @classmethod
     def of(cls, result: StreamResult) -> StreamSummary:
@@ -151,6 +154,63 @@ def _logging(level: str | None, json: bool | None) -> None:
         log.configure(level, json=json)
 
 
+class _Metrics:
+    """The ``metrics_file=`` of one call: checked before the run, written at its end whatever happened."""
+
+    def __init__(self, command: str, path: MetricsPath) -> None:
+        self.command = command
+        self.path: Path | None = metrics.check_path(path) if path is not None else None
+        self.last_success: dict[tuple[str, str], Any] | None = None
+
+    async def read(self, pool: asyncpg.Pool, summary: RunSummary) -> None:
+        """Each stream's last success, read while the database is open (after an abort too)."""
+        if self.path is None:
+            return
+        try:
+            self.last_success = await metrics.last_successes(
+                pool, [(s.source, s.resource) for s in summary.streams]
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.get_logger(__name__).warning("metrics_last_success_unread", error=type(exc).__name__)
+
+    def write(self, text: str) -> None:
+        if self.path is None:
+            return
+        try:
+            metrics.write_atomically(self.path, text)
+        except OSError as exc:  # the run's outcome stands; a stale file shows in its timestamp
+            log.get_logger(__name__).error("metrics_file_failed", path=str(self.path), error=str(exc))
+
+    def done(self, result: RunResult) -> None:
+        self.write(
+            metrics.render(
+                self.command,
+                run_id=result.run_id,
+                status=result.status,
+                exit_code=result.exit_code,
+                streams=result.streams,
+                last_success=self.last_success,
+            )
+        )
+
+    def failed(self, exit_code: int) -> None:
+        self.write(metrics.render(self.command, run_id=None, status="error", exit_code=exit_code))
+
+
+@contextmanager
+def _metrics(command: str, path: MetricsPath) -> Iterator[_Metrics]:
+    """Write the metrics file when the run could not start or end (``error``), re-raising the error."""
+    note = _Metrics(command, path)
+    try:
+        yield note
+    except (ConfigError, DatabaseError):
+        note.failed(2)
+        raise
+    except Exception:
+        note.failed(1)
+        raise
+
+
 async def with_pool(
     settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[T]], database_url: str | None = None
 ) -> T:
@@ -179,28 +239,56 @@ def sync(
     log_json: bool | None = None,
     allow_deletes: bool = False,
     include_disabled: bool = False,
+    metrics_file: MetricsPath = None,
+    max_pages: int | None = None,
 ) -> RunResult:
-    """``pipeline sync``: every enabled source (or ``source``), incremental where the API allows."""
-    from pipeline.runner import run_sync
+    """``pipeline sync``: every enabled source (or ``source``), incremental where the API allows.
+
+    ``metrics_file``: write the run's figures there (Prometheus text format, ``pipeline.metrics``).
+    ``max_pages``: a smoke test, at most that many pages per stream (``pipeline.runner``).
+    """
+    from pipeline.runner import check_max_pages, run_sync
 
     _logging(log_level, log_json)
-    chosen = load(config, settings)
+    with _metrics("sync", metrics_file) as note:
+        check_max_pages(max_pages)
+        chosen = load(config, settings)
 
-    async def work(pool: asyncpg.Pool) -> RunSummary:
-        return await run_sync(
-            chosen,
-            pool,
-            _names(source),
-            _names(resource),
-            full,
-            stream_factory=sources.build_stream,
-            client_factory=sources.open_client,
-            progress=progress,
-            allow_deletes=allow_deletes,
-            include_disabled=include_disabled,
-        )
+        async def work(pool: asyncpg.Pool) -> RunSummary:
+            return await _noted(
+                note,
+                pool,
+                run_sync(
+                    chosen,
+                    pool,
+                    _names(source),
+                    _names(resource),
+                    full,
+                    stream_factory=sources.build_stream,
+                    client_factory=sources.open_client,
+                    progress=progress,
+                    allow_deletes=allow_deletes,
+                    include_disabled=include_disabled,
+                    max_pages=max_pages,
+                ),
+            )
 
-    return RunResult.of(run_interruptible(lambda: with_pool(chosen, work, database_url)))
+        result = RunResult.of(run_interruptible(lambda: with_pool(chosen, work, database_url)))
+        note.done(result)
+    return result
+
+
+async def _noted(note: _Metrics, pool: asyncpg.Pool, run: Awaitable[RunSummary]) -> RunSummary:
+    """Run the core; read what the metrics file needs from the database before it closes."""
+    from pipeline.runner import RunAborted
+
+    try:
+        summary = await run
+    except RunAborted as aborted:
+        await note.read(pool, aborted.summary)
+        raise
+    await note.read(pool, summary)
+    return summary
 
 
 def backfill(
@@ -219,10 +307,41 @@ def backfill(
     log_json: bool | None = None,
     allow_deletes: bool = False,
     include_disabled: bool = False,
+    metrics_file: MetricsPath = None,
+    max_pages: int | None = None,
 ) -> RunResult:
     """``pipeline backfill``: a window (``since``/``until``, UTC) or ``full`` re-scan, or ``resume`` one."""
-    from pipeline.backfill import run_backfill
+    with _metrics("backfill", metrics_file) as note:
+        result = _backfill(
+            note, config, settings, source, resource, since, until, full, resume, database_url, progress,
+            log_level, log_json, allow_deletes, include_disabled, max_pages,
+        )  # fmt: skip
+        note.done(result)
+    return result
 
+
+def _backfill(
+    note: _Metrics,
+    config: ConfigPath,
+    settings: Settings | None,
+    source: str | None,
+    resource: Names,
+    since: datetime | None,
+    until: datetime | None,
+    full: bool,
+    resume: int | None,
+    database_url: str | None,
+    progress: Progress | None,
+    log_level: str | None,
+    log_json: bool | None,
+    allow_deletes: bool,
+    include_disabled: bool,
+    max_pages: int | None,
+) -> RunResult:
+    from pipeline.backfill import run_backfill
+    from pipeline.runner import check_max_pages
+
+    check_max_pages(max_pages)
     if resume is None and not source:
         raise ConfigError("a backfill needs source=NAME, or resume=ID to continue one")
     if resume is None and not full and since is None:
@@ -242,20 +361,25 @@ def backfill(
             )
 
     async def work(pool: asyncpg.Pool) -> RunSummary:
-        return await run_backfill(
-            chosen,
+        return await _noted(
+            note,
             pool,
-            source,
-            _names(resource),
-            since,
-            until,
-            full,
-            resume,
-            stream_factory=sources.build_stream,
-            client_factory=sources.open_client,
-            progress=progress,
-            allow_deletes=allow_deletes,
-            include_disabled=include_disabled,
+            run_backfill(
+                chosen,
+                pool,
+                source,
+                _names(resource),
+                since,
+                until,
+                full,
+                resume,
+                stream_factory=sources.build_stream,
+                client_factory=sources.open_client,
+                progress=progress,
+                allow_deletes=allow_deletes,
+                include_disabled=include_disabled,
+                max_pages=max_pages,
+            ),
         )
 
     return RunResult.of(run_interruptible(lambda: with_pool(chosen, work, database_url)))
@@ -309,17 +433,21 @@ def replay(
     database_url: str | None = None,
     log_level: str | None = "info",
     log_json: bool | None = None,
+    metrics_file: MetricsPath = None,
 ) -> RunResult:
     """``pipeline replay``: rebuild the unified tables from ``raw.records`` (no API calls)."""
     from pipeline.replay import replay as run_replay
 
     _logging(log_level, log_json)
-    chosen = load(config, settings)
+    with _metrics("replay", metrics_file) as note:
+        chosen = load(config, settings)
 
-    async def work(pool: asyncpg.Pool) -> RunSummary:
-        return await run_replay(chosen, pool, _names(source), _names(resource))
+        async def work(pool: asyncpg.Pool) -> RunSummary:
+            return await _noted(note, pool, run_replay(chosen, pool, _names(source), _names(resource)))
 
-    return RunResult.of(asyncio.run(with_pool(chosen, work, database_url)))
+        result = RunResult.of(asyncio.run(with_pool(chosen, work, database_url)))
+        note.done(result)
+    return result
 
 
 def status(

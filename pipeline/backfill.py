@@ -25,6 +25,7 @@ from pipeline.runner import (
     RunContext,
     StreamFactory,
     abort_run,
+    check_max_pages,
     close_run,
     no_client,
     open_run,
@@ -125,8 +126,14 @@ async def run_backfill(
     progress: Progress | None = None,
     allow_deletes: bool = False,
     include_disabled: bool = False,
+    max_pages: int | None = None,
 ) -> RunSummary:
-    """``pipeline backfill``: create (or resume) a ledger row and run its streams in backfill mode."""
+    """``pipeline backfill``: create (or resume) a ledger row and run its streams in backfill mode.
+
+    ``max_pages`` (a smoke test) loads at most that many pages per stream and saves no progress:
+    the ledger row goes back to ``pending`` and ``--resume ID`` then runs the backfill whole.
+    """
+    check_max_pages(max_pages)
     resources = [resource] if isinstance(resource, str) else list(resource or ())
     async with pool.acquire() as conn:
         if resume_id is not None:
@@ -149,8 +156,17 @@ async def run_backfill(
         (src, [r for r in rs if r not in done])
         for src, rs in plan_streams(settings, [row["source"]], chosen, include_disabled=include_disabled)
     ]
-    args = {"backfill_id": row["id"], "source": row["source"], "resources": chosen, "full": row["full_scan"]}
-    ctx = await open_run(settings, pool, "backfill", args, progress, allow_deletes=allow_deletes)
+    args: dict[str, Any] = {
+        "backfill_id": row["id"],
+        "source": row["source"],
+        "resources": chosen,
+        "full": row["full_scan"],
+    }
+    if max_pages is not None:
+        args["max_pages"] = max_pages
+    ctx = await open_run(
+        settings, pool, "backfill", args, progress, allow_deletes=allow_deletes, max_pages=max_pages
+    )
     await pool.execute(
         "UPDATE etl.backfills SET status = 'running', started_at = now(), run_id = $2, error = NULL "
         "WHERE id = $1",
@@ -174,12 +190,21 @@ async def run_backfill(
         raise aborted from None
     finally:
         await stop_heartbeat(ctx)
-    failed = [r for r in results if r.status != "succeeded"]  # a skipped (locked) stream is not done
+    failed = [r for r in results if r.status not in ("succeeded", "sampled")]  # skipped (locked): not done
+    if max_pages is not None and not failed:
+        status = "pending"  # sampled: nothing of it is done, a --resume runs it whole
+        error: str | None = (
+            f"smoke test by run {ctx.run_id} (--max-pages {max_pages}), no progress saved; "
+            f"run it whole: pipeline backfill --resume {row['id']}"
+        )
+    else:
+        status = "failed" if failed else "done"
+        error = "; ".join(f"{r.resource}: {r.error}" for r in failed) or None
     await pool.execute(
         "UPDATE etl.backfills SET status = $2, finished_at = now(), error = $3 WHERE id = $1",
         row["id"],
-        "failed" if failed else "done",
-        "; ".join(f"{r.resource}: {r.error}" for r in failed) or None,
+        status,
+        error,
     )
     summary = await close_run(ctx, "backfill", results)
     summary.backfill_id = row["id"]

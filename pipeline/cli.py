@@ -24,6 +24,14 @@ EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a reader that 
 Handler = Callable[[argparse.Namespace], int]
 ALLOW_DELETES_HELP = "apply a scan's verified deletes even beyond the source's max_delete_share"
 DRY_RUN_HELP = "print the plan (streams, modes, checkpoints, window) and fetch nothing"
+METRICS_HELP = (
+    "at the end of the run (whatever its outcome) write its figures there in the Prometheus text "
+    "format, atomically (for node_exporter's textfile collector: a *.prom file in its directory)"
+)
+MAX_PAGES_HELP = (
+    "smoke test: fetch and load at most N pages per stream; no scan is marked complete, nothing is "
+    "deleted, no checkpoint moves (streams end 'sampled')"
+)
 
 
 GLOBAL_DEFAULTS: dict[str, Any] = {"config": None, "log_level": "info", "log_json": None}
@@ -92,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="full re-scan instead of an incremental run")
     p.add_argument("--no-progress", action="store_true", help="no progress bars, even on a terminal")
     p.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
+    p.add_argument("--max-pages", type=int, metavar="N", help=MAX_PAGES_HELP)
+    p.add_argument("--metrics-file", metavar="PATH", help=METRICS_HELP)
     p.add_argument("--allow-deletes", action="store_true", help=ALLOW_DELETES_HELP)
     p.add_argument(
         "--include-disabled", action="store_true", help="run a named source even if it has enabled = false"
@@ -109,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="full re-scan")
     p.add_argument("--resume", type=int, metavar="ID", help="resume backfill ID from etl.backfills")
     p.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
+    p.add_argument("--max-pages", type=int, metavar="N", help=MAX_PAGES_HELP)
+    p.add_argument("--metrics-file", metavar="PATH", help=METRICS_HELP)
     p.add_argument("--allow-deletes", action="store_true", help=ALLOW_DELETES_HELP)
     p.add_argument(
         "--include-disabled", action="store_true", help="run a named source even if it has enabled = false"
@@ -120,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         example="pipeline replay --source kitsu --resource anime",
     )
     stream_filters(p)
+    p.add_argument("--metrics-file", metavar="PATH", help=METRICS_HELP)
 
     for name, text, example in (
         ("status", "one row per stream: checkpoint, lag, last run", "pipeline status --json"),
@@ -204,7 +217,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     async def probe() -> tuple[str, int]:
         conn = await db.connect(url)
         try:
-            version = str(await conn.fetchval("SHOW server_version"))
+            version = await db.require_server_version(conn)
             return version, len(await db.pending(conn))
         finally:
             await conn.close()

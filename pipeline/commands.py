@@ -170,6 +170,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
             log_level=None,
             allow_deletes=args.allow_deletes,
             include_disabled=args.include_disabled,
+            metrics_file=args.metrics_file,
+            max_pages=args.max_pages,
         )
     return _finish(result)
 
@@ -207,12 +209,22 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             log_level=None,
             allow_deletes=args.allow_deletes,
             include_disabled=args.include_disabled,
+            metrics_file=args.metrics_file,
+            max_pages=args.max_pages,
         )
     return _finish(result)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    return _finish(api.replay(config=args.config, source=args.source, resource=args.resource, log_level=None))
+    return _finish(
+        api.replay(
+            config=args.config,
+            source=args.source,
+            resource=args.resource,
+            log_level=None,
+            metrics_file=args.metrics_file,
+        )
+    )
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -222,9 +222,25 @@ async def pending(conn: asyncpg.Connection, sql_dir: Traversable = SQL_DIR) -> l
     return [m for m in migrations if m.version not in done]
 
 
+MIN_SERVER_VERSION = 150000  # PostgreSQL 15: UNIQUE NULLS NOT DISTINCT (sql/002_catalog.sql)
+
+
+async def require_server_version(conn: asyncpg.Connection) -> str:
+    """The server's version; an older server than the schema needs is refused, naming both."""
+    number = int(await conn.fetchval("SHOW server_version_num"))
+    version = str(await conn.fetchval("SHOW server_version"))
+    if number < MIN_SERVER_VERSION:
+        raise DatabaseError(
+            f"PostgreSQL {version} is too old: the schema needs PostgreSQL 15 or newer (UNIQUE NULLS "
+            "NOT DISTINCT); upgrade the server or point DATABASE_URL at a newer one"
+        )
+    return version
+
+
 async def migrate(conn: asyncpg.Connection, sql_dir: Traversable = SQL_DIR) -> list[str]:
     """Apply pending migrations in order; return the names applied. Safe to run concurrently."""
     migrations = discover(sql_dir)
+    await require_server_version(conn)
     applied_now: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
     try:

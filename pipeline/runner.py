@@ -81,6 +81,7 @@ class RunContext:
     started_at: datetime
     progress: Progress = field(default_factory=NoProgress)
     allow_deletes: bool = False  # --allow-deletes: a scan's verified deletes pass max_delete_share
+    max_pages: int | None = None  # --max-pages: a smoke test (``sample_pages``), nothing marked done
     results: list[StreamResult] = field(default_factory=list)  # every stream that ended, in order
     lock_conn: asyncpg.Connection | None = None  # holds the run lock: a live run is never "stale"
     interrupted_by: list[str] = field(default_factory=lambda: SIGNALS)  # what cancelled the run
@@ -139,6 +140,13 @@ def plan_streams(
     if resources and not plan:
         raise ConfigError(f"no configured source has resource(s) {list(resources)}; check --resource")
     return plan
+
+
+def check_max_pages(max_pages: int | None) -> None:
+    if max_pages is not None and max_pages < 1:
+        raise ConfigError(
+            f"--max-pages {max_pages!r}: give a whole number of pages, 1 or more (e.g. --max-pages 2)"
+        )
 
 
 def _first_error(exc: BaseException) -> BaseException:
@@ -242,8 +250,12 @@ class _Consumer:
     async def commit(self, p: _Pending) -> None:
         """Load one handed-over batch with its checkpoint advance, in one transaction."""
         state = self.tracker.state
-        hook = self.tracker.hook(p.keys, p.cursor, p.total, p.deletes)
-        scanning = state.mode == "full" or (state.window is not None and state.window.full)
+        sampling = self.ctx.max_pages is not None
+        if sampling:  # a smoke test loads the data and nothing else: no checkpoint, no delete
+            hook, p.deletes = None, {}
+        else:
+            hook = self.tracker.hook(p.keys, p.cursor, p.total, p.deletes)
+        scanning = not sampling and (state.mode == "full" or (state.window is not None and state.window.full))
         counts = await self.loader.load(p.batch, after=hook, seen_scan=state.scan_id if scanning else None)
         self.written_tables.update(name for name, n in counts.tables.items() if n)
         r = self.result
@@ -347,8 +359,17 @@ async def _pump(
     context = await read_context(conn, state.source, needs)
     consumer = _Consumer(ctx, stream, tracker, loader, r, context)
 
-    await _drain(stream.pages(state), queue, consumer, deadline, lambda: _deadline_passed(ctx, r))
+    pages = stream.pages(state) if ctx.max_pages is None else sample_pages(stream.pages(state), ctx.max_pages)
+    await _drain(pages, queue, consumer, deadline, lambda: _deadline_passed(ctx, r))
     consumer.check_rejects(final=True)
+    if ctx.max_pages is not None:
+        if consumer.written_tables:
+            await resolve_refs(conn, state.source, consumer.written_tables)
+        await _check_drift(ctx, stream, conn, consumer.fields)
+        raise Sampled(
+            f"{state.source}/{state.resource}: smoke test, {r.pages} page(s) loaded (--max-pages "
+            f"{ctx.max_pages}); no scan marked complete, nothing deleted, checkpoint not moved"
+        )
     gone = await _verify_unseen(stream, state, tracker, conn, queue, consumer)
     r.deleted += await tracker.complete(
         conn,
@@ -360,6 +381,34 @@ async def _pump(
     if consumer.written_tables:  # nothing written, nothing new to point at
         await resolve_refs(conn, state.source, consumer.written_tables)
     await _check_drift(ctx, stream, conn, consumer.fields)
+
+
+class Sampled(Exception):
+    """A ``--max-pages`` stream loaded its pages; it ends ``sampled`` with nothing marked done."""
+
+
+async def sample_pages(pages: AsyncIterator[Page], limit: int) -> AsyncIterator[Page]:
+    """At most ``limit`` pages of ``pages``, then the connector's walk is closed (its fetches cancelled).
+
+    A smoke test (``--max-pages N``) loads these pages and nothing else: the hook that advances a
+    checkpoint is not run (a partial incremental walk must not move the watermark past records it
+    never read: AniList and Zou walks can go newest-first), the scan's seen ids are not recorded,
+    no lookup by id runs and no tombstone or unseen record is deleted; a backfill's progress is not
+    saved. The next normal run starts exactly where it would have without the smoke test.
+    """
+    count = 0
+    try:
+        if limit <= 0:
+            return
+        async for page in pages:
+            yield page
+            count += 1
+            if count >= limit:
+                return
+    finally:
+        closer = getattr(pages, "aclose", None)
+        if closer is not None:
+            await closer()
 
 
 async def _drain(
@@ -528,6 +577,9 @@ async def run_stream(
                 ctx.progress.start(f"{name}/{stream.resource}", state.expected_total)
                 await _pump(ctx, stream, state, conn, r, ctx.stream_deadline(started))
                 r.status = "succeeded"
+            except Sampled as exc:
+                r.status = "sampled"
+                log.info("stream_sampled", detail=str(exc))
             except checkpoints.ScanIncomplete as exc:
                 r.status, r.error = "incomplete", str(exc)
                 log.warning("stream_incomplete", error=r.error)
@@ -615,7 +667,7 @@ def nightly_state(ctx: RunContext, full: bool) -> StateFactory:
             auth=stream.auth_identity,
             run_started_at=ctx.started_at,
         )
-        if not full:
+        if not full and ctx.max_pages is None:  # a smoke test marks nothing done: always due
             await _check_rescan_due(conn, stream, state, ctx.started_at)
         return state
 
@@ -686,6 +738,7 @@ async def open_run(
     progress: Progress | None,
     *,
     allow_deletes: bool = False,
+    max_pages: int | None = None,
 ) -> RunContext:
     config = str(settings.path) if settings.path else None
     minutes = settings.pipeline.max_run_minutes
@@ -706,6 +759,7 @@ async def open_run(
         datetime.now(UTC),
         progress or NoProgress(),
         allow_deletes=allow_deletes,
+        max_pages=max_pages,
         lock_conn=lock_conn,
         deadline=time.monotonic() + minutes * 60 if minutes > 0 else None,
     )
@@ -765,13 +819,22 @@ async def run_sync(
     progress: Progress | None = None,
     allow_deletes: bool = False,
     include_disabled: bool = False,
+    max_pages: int | None = None,
 ) -> RunSummary:
-    """``pipeline sync``: every planned stream, incremental where possible (``full`` forces re-scans)."""
+    """``pipeline sync``: every planned stream, incremental where possible (``full`` forces re-scans).
+
+    ``max_pages``: a smoke test, at most that many pages per stream (``sample_pages``).
+    """
+    check_max_pages(max_pages)
     plan = plan_streams(settings, sources, resources, include_disabled=include_disabled)
-    args = {"sources": list(sources or ()), "resources": list(resources or ()), "full": full}
+    args: dict[str, Any] = {"sources": list(sources or ()), "resources": list(resources or ()), "full": full}
     if allow_deletes:
         args["allow_deletes"] = True
-    ctx = await open_run(settings, pool, "sync", args, progress, allow_deletes=allow_deletes)
+    if max_pages is not None:
+        args["max_pages"] = max_pages
+    ctx = await open_run(
+        settings, pool, "sync", args, progress, allow_deletes=allow_deletes, max_pages=max_pages
+    )
     begin = nightly_state(ctx, full)
     clients = shared_budgets(ctx, client_factory)
     try:

@@ -34,6 +34,11 @@ STREAM_COUNTERS = (
 )
 
 
+# A stream that ended in one of these is fine: exit 0 (sampled: a --max-pages smoke test loaded
+# its pages and marked nothing done).
+OK_STATUSES = ("succeeded", "sampled", "skipped")
+
+
 @dataclass(slots=True)
 class StreamResult:
     """What one stream did in one run (mirrors ``etl.stream_runs``)."""
@@ -61,8 +66,9 @@ class StreamResult:
 
     @property
     def ok(self) -> bool:
-        """Skipped streams are fine (a live run has them); deferred, stuck and stopped are not."""
-        return self.status in ("succeeded", "skipped")
+        """Skipped streams are fine (a live run has them), so are sampled ones (``--max-pages``);
+        deferred, stuck and stopped are not."""
+        return self.status in OK_STATUSES
 
 
 @dataclass(slots=True)

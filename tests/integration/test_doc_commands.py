@@ -116,6 +116,7 @@ def test_every_documented_command_line_works(sandbox_config: Path, db_url: str, 
         if tuple(argv) in seen:
             continue
         seen.add(tuple(argv))
+        written = metrics_target(argv, tmp_path)
         if command == "sandbox" and "--help" not in argv:
             done = run_sandbox(argv, tmp_path, env)
         else:
@@ -125,8 +126,29 @@ def test_every_documented_command_line_works(sandbox_config: Path, db_url: str, 
             failures.append(
                 f"{doc}: pipeline {' '.join(argv)} → exit {done.returncode}\n{done.stderr[-2000:]}"
             )
+        elif written is not None and "# TYPE pipeline_run_status gauge" not in _read(written):
+            failures.append(f"{doc}: pipeline {' '.join(argv)} wrote no metrics file at {written}")
     assert not failures, "\n\n".join(failures)
     assert len(seen) >= 10
+
+
+def metrics_target(argv: list[str], cwd: Path) -> Path | None:
+    """A documented ``--metrics-file`` in a directory of the production machine (node_exporter's
+    textfile directory) is written under the test's folder instead: its argument is rewritten in
+    place, and the file must then hold the run's metrics."""
+    if "--metrics-file" not in argv or "--help" in argv:
+        return None
+    at = argv.index("--metrics-file") + 1
+    documented = Path(argv[at])
+    if documented.is_absolute() and not documented.parent.is_dir():
+        target = cwd / "textfile" / documented.name
+        target.parent.mkdir(exist_ok=True)
+        argv[at] = str(target)
+    return Path(argv[at]) if Path(argv[at]).is_absolute() else cwd / argv[at]
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8") if path.exists() else ""
 
 
 def run_sandbox(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -131,3 +131,29 @@ async def test_every_table_view_and_column_has_a_comment(empty_db_url: str) -> N
     assert counted > 200  # the query sees the schema (a wrong filter would find nothing to miss)
     missing = [f"table/view {r['name']}" for r in relations] + [f"column {r['name']}" for r in columns]
     assert not missing, "without a COMMENT (add one in a new migration): " + ", ".join(missing)
+
+
+class _OldServer:
+    """A connection to a PostgreSQL 14 server, as far as the version check can tell."""
+
+    async def fetchval(self, query: str) -> str:
+        return "140011" if "server_version_num" in query else "14.11"
+
+    async def execute(self, query: str, *args: object) -> str:
+        raise AssertionError(f"nothing may run on a server that is too old: {query}")
+
+
+async def test_a_server_older_than_15_is_refused_with_its_version() -> None:
+    from pipeline.errors import DatabaseError
+
+    with pytest.raises(DatabaseError, match=r"PostgreSQL 14\.11 is too old.*15 or newer"):
+        await db.migrate(_OldServer())  # type: ignore[arg-type]
+
+
+async def test_the_server_under_test_is_new_enough(empty_db_url: str) -> None:
+    conn = await db.connect(empty_db_url)
+    try:
+        version = await db.require_server_version(conn)
+    finally:
+        await conn.close()
+    assert int(version.split(".")[0]) >= 15
