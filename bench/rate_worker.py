@@ -62,6 +62,7 @@ async def run(argv: list[str]) -> dict[str, Any]:
             "releases": budget.releases,
             "given_up": budget.given_up,
             "moved": budget.moved,
+            "early": budget.early,
             "cap_waits": budget.cap_waits,
         }
 

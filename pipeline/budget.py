@@ -174,6 +174,7 @@ class SharedBudget:
         self.moved = 0  # … of which the next reservation moved to now (no later slot was granted)
         self.batches = 0  # reservations that granted more than one slot
         self.feedbacks = 0  # pause / hold / violation statements
+        self.early = 0  # slots given back at once: they filled the cap too long before they start
 
     # ------------------------------------------------------------------------------- reservation
 
@@ -199,7 +200,7 @@ class SharedBudget:
             send_at = slot + self._upper  # the latest local moment the slot can be: never early
             now = self._clock.monotonic()
             if send_at > now:
-                await self._clock.sleep(send_at - now)
+                await self._sleep_to_slot(send_at - now)
             late = self._clock.monotonic() - send_at
             if late + (self._upper - self._lower) > self.late_tolerance:
                 # Too late for this slot (a slow answer or a busy loop): sending now could come too
@@ -239,6 +240,14 @@ class SharedBudget:
             db_now = float(row["db_now"])
             self._map(t0, t1, db_now)
             granted = int(row["granted"])
+            log.debug(
+                "rate_take",
+                group=self.group,
+                granted=granted,
+                ahead=round(float(row["blocked_until"]) - db_now, 4),
+                refused=self._refused,
+                in_flight=int(row["in_flight"]),
+            )
             if granted == 0:
                 blocked = row["blocked_until"]
                 if blocked is not None and float(blocked) - db_now > max_wait:
@@ -253,23 +262,54 @@ class SharedBudget:
                 # next reservation gets that slot itself, not a later one), or soon if it could now.
                 # The longer a process has been refused, the earlier it comes back: processes
                 # racing for each slot of a full cap take turns instead of one starving.
+                # A slot already due means the holder's request outlasts it: poll, backing off.
                 self.cap_waits += 1
                 self._refused += 1
-                lead = min(self.spacing / 2, self._cap_lead * self._refused)
-                soonest = (float(blocked) - db_now if blocked is not None else 0.0) - lead
-                poll = soonest if soonest > MIN_POLL_SECONDS else self._cap_poll
-                self._cap_poll = min(MAX_POLL_SECONDS, self._cap_poll * 2)  # a long request: back off
+                ahead = float(blocked) - db_now if blocked is not None else 0.0
+                if ahead > MIN_POLL_SECONDS:
+                    poll = max(MIN_POLL_SECONDS, ahead - self._lead())
+                else:
+                    poll = self._cap_poll
+                    self._cap_poll = min(MAX_POLL_SECONDS, self._cap_poll * 2)  # a long request: back off
                 await self._clock.sleep(poll)
+                continue
+            first = float(row["slot"])
+            ahead = first - db_now
+            if self.cap > 0 and int(row["in_flight"]) >= self.cap and ahead > self._lead() + MIN_POLL_SECONDS:
+                # This lease filled the group's cap for a slot still far off: holding it through the
+                # wait would lock every other process out until then, and the slot would go to
+                # whoever asked first. Give it back (the slot too: nobody could take a later one)
+                # and ask again just before it, where the process refused the longest comes first.
+                await self._give_back(f"{prefix}.0", first)
+                self._refused += 1
+                self.early += 1
+                await self._clock.sleep(max(MIN_POLL_SECONDS, ahead - self._lead()))
                 continue
             self._cap_poll = self._first_poll
             self._refused = 0
             if granted > 1:
                 self.batches += 1
-            if late_slot is not None and abs(float(row["slot"]) - late_slot) < self.spacing / 2:
+            if late_slot is not None and abs(first - late_slot) < self.spacing / 2:
                 self.moved += 1
-            first = float(row["slot"])
             self._queue.extend((first + i * self.spacing, f"{prefix}.{i}") for i in range(granted))
             return
+
+    async def _sleep_to_slot(self, seconds: float) -> None:
+        """The last wait before a send (where a busy event loop wakes late)."""
+        await self._clock.sleep(seconds)
+
+    def _lead(self) -> float:
+        """How long before a slot this process asks for it on a full cap: more, the longer refused."""
+        return min(self.spacing / 2, self._cap_lead * max(1, self._refused))
+
+    async def _give_back(self, lease: str, slot: float) -> None:
+        """Return one just-granted lease and its slot (the group's last) in one statement."""
+        release, self._pending = [*self._pending, lease], []
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "SELECT etl.rate_release($1, $2, $3, $4)", self.group, release, slot, slot + self.spacing
+            )
+        self.releases += 1
 
     def _map(self, t0: float, t1: float, db_now: float) -> tuple[float, float]:
         """Bounds of ``local - db`` from the recent answers: (largest lower, smallest upper)."""

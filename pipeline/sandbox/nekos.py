@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import re
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,7 +123,6 @@ class NekosService:
         # The requests the limiter judged (the last ARRIVALS_KEPT), in arrival order: a test measures
         # the clients' combined pace from the server's own log.
         self.arrivals: deque[Arrival] = deque(maxlen=ARRIVALS_KEPT)
-        self.on_arrival: list[Callable[[Arrival], None]] = []  # in-process observers of the log
         self._requests = 0
         self._clients: set[str] = set()
         for token, scopes in self.scopes.items():
@@ -193,10 +191,7 @@ class NekosService:
         client = client_key(request)
         self._clients.add(client)
         decision = self.limiter.check(client)
-        arrival = Arrival(self.ctx.clock.now(), client, request.path, decision.allowed)
-        self.arrivals.append(arrival)
-        for observe in self.on_arrival:
-            observe(arrival)
+        self.arrivals.append(Arrival(self.ctx.clock.now(), client, request.path, decision.allowed))
         headers = _rate_headers(decision)
         if decision.allowed:
             return headers

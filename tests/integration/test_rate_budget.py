@@ -161,13 +161,13 @@ async def test_a_late_wake_gives_the_slot_up(pool: asyncpg.Pool) -> None:
     late = SharedBudget(pool, source, 1, clock, db_time=clock.wall)
     other = SharedBudget(pool, source, 2, clock, db_time=clock.wall)
     await other.reserve()  # the group's next slot is now 1.03 s away
-    original_sleep = clock.sleep
+    original_sleep = late._sleep_to_slot
 
     async def oversleep(seconds: float) -> None:  # a busy event loop: wakes 0.2 s late once
-        clock.sleep = original_sleep  # type: ignore[method-assign]
+        late._sleep_to_slot = original_sleep  # type: ignore[method-assign]
         await original_sleep(seconds + 0.2)
 
-    clock.sleep = oversleep  # type: ignore[method-assign]
+    late._sleep_to_slot = oversleep  # type: ignore[method-assign]
     reservation = await late.reserve()
     assert late.given_up == 1
     assert clock.monotonic() - reservation.send_at <= late.late_tolerance

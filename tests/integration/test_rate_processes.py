@@ -78,6 +78,8 @@ async def test_two_processes_share_one_budget(db_url: str) -> None:
     assert all(r["requests"] >= 2 for r in results)  # both drew from the budget
     print(f"two processes: {len(arrivals)} accepted, {rate:.3f} req/s of {LIMIT / PERIOD:g}, {results}")
     sent = sum(r["requests"] for r in results)
-    assert sum(r["reservations"] - r["cap_waits"] for r in results) <= sent + sum(
+    # One reservation per request, besides refusals on a full cap, slots given back at once (they
+    # would have filled the cap long before starting) and slots missed by a late wake.
+    assert sum(r["reservations"] - r["cap_waits"] - r["early"] for r in results) <= sent + sum(
         r["given_up"] for r in results
     )

@@ -115,13 +115,13 @@ async def test_a_missed_slot_moves_to_now_instead_of_a_spacing_later(pool: async
     first = await alone.reserve()
     alone.release(first)
     await alone.flush()  # the lease is back before the loop turns busy
-    original = clock.sleep
+    original = alone._sleep_to_slot
 
     async def oversleep(seconds: float) -> None:  # wakes 0.2 s late, once
-        clock.sleep = original  # type: ignore[method-assign]
+        alone._sleep_to_slot = original  # type: ignore[method-assign]
         await original(seconds + 0.2)
 
-    clock.sleep = oversleep  # type: ignore[method-assign]
+    alone._sleep_to_slot = oversleep  # type: ignore[method-assign]
     second = await alone.reserve()
     assert (alone.given_up, alone.moved) == (1, 1)
     assert second.send_at - first.send_at == pytest.approx(1.03 + 0.2, abs=0.05)  # not 2.06
@@ -138,14 +138,14 @@ async def test_a_missed_slot_is_not_moved_when_a_later_one_was_granted(pool: asy
     late, other = budget(pool, clock, source, 1), budget(pool, clock, source, 2)
     late.release(await late.reserve())  # next slot 1.03 s away
     await late.flush()
-    original = clock.sleep
+    original = late._sleep_to_slot
 
     async def oversleep(seconds: float) -> None:
-        clock.sleep = original  # type: ignore[method-assign]
+        late._sleep_to_slot = original  # type: ignore[method-assign]
         await other.reserve()  # the other process takes the slot after ours while we sleep
         await original(seconds + 0.2)
 
-    clock.sleep = oversleep  # type: ignore[method-assign]
+    late._sleep_to_slot = oversleep  # type: ignore[method-assign]
     reservation = await late.reserve()
     assert (late.given_up, late.moved) == (1, 0)
     assert reservation.send_at >= 3 * 1.03 - 1e-6  # after the other process's slot
@@ -198,11 +198,13 @@ async def test_feedback_carries_finished_leases_in_one_statement(pool: asyncpg.P
         "SELECT paused_until FROM etl.rate_groups WHERE group_key = $1", shared.group
     )
     assert paused == pytest.approx(clock.wall() + 2.0)
-    again = await shared.reserve()
+    again = await shared.reserve()  # the slot 2 s away would fill the cap: given back, taken at its time
     assert again.send_at >= 2.0
+    assert shared.early == 1
     shared._pending.append(again.lease)
+    releases = shared.releases
     await shared.hold(30.0)
-    assert (shared.feedbacks, shared.releases) == (2, 0)
+    assert (shared.feedbacks, shared.releases) == (2, releases)  # the hold carried the lease back
     assert await leases(pool, shared.group) == {}
     hold = await pool.fetchval("SELECT hold_until FROM etl.rate_groups WHERE group_key = $1", shared.group)
     assert hold == pytest.approx(clock.wall() + 30.0)
