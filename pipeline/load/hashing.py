@@ -47,10 +47,16 @@ def raw_hash(record: RawRecord) -> tuple[bytes, str]:
 
 
 def raw_text(record: RawRecord) -> bytes:
+    """The payload as raw.records stores it: orjson, sorted keys (the same bytes every run)."""
     return orjson.dumps(record.payload, option=HASH_OPTS, default=json_default)
 
 
 def raw_digest(record: RawRecord) -> tuple[bytes, bytes]:
+    """(content hash, stored text) from one serialisation: the hash is of exactly the stored bytes.
+
+    A record with volatile paths (signed URLs) is hashed without them, so only its stable part is
+    serialised a second time; every other record is serialised once.
+    """
     text = raw_text(record)
     if record.volatile:
         stable = strip_paths(record.payload, record.volatile)

@@ -1,4 +1,10 @@
-"""raw.records landing: staged upsert by payload hash, binary COPY on first landing, etl.scan_seen marks."""
+"""raw.records landing: staged upsert by payload hash, binary COPY on first landing, etl.scan_seen marks.
+
+Each record is serialised once (``hashing.raw_digest``): the bytes hashed are the bytes stored,
+sent as they are in binary COPY to ``raw.records`` (first landing) or its staging table (later
+runs, changed records only). ``payload`` is ``json`` (migration 009): the server checks the text
+and stores it, with no jsonb conversion.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 import asyncpg
 
 from pipeline.load.counts import LoadCounts
-from pipeline.load.hashing import raw_digest, raw_text
+from pipeline.load.hashing import raw_digest
 from pipeline.load.staging import Staging
 from pipeline.log import get_logger
 from pipeline.records import RawRecord
@@ -21,11 +27,14 @@ COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 COPY_TRAILER = struct.pack(">h", -1)
 
 
+RAW_STAGED = [("resource", None), ("source_id", None), ("content_hash", "content_hash"), ("payload", None)]
+
+
 def raw_copy_data(source: str, run_id: int | None, rows: Iterable[tuple[str, str, bytes, bytes]]) -> bytes:
     """Binary COPY tuples of raw.records rows ``(resource, source_id, content_hash, payload JSON)``.
 
-    Encoded here, not by asyncpg: pooled connections carry a text codec for jsonb, which asyncpg
-    cannot use in a binary COPY. jsonb's binary form is a version byte (1) and the JSON text.
+    Encoded here, not by asyncpg: the payload goes out as the very bytes that were hashed (json's
+    binary form is its text), with no str round trip.
     """
     pack = struct.pack
     name = source.encode()
@@ -42,7 +51,7 @@ def raw_copy_data(source: str, run_id: int | None, rows: Iterable[tuple[str, str
                     res,
                     pack(">i", len(sid)),
                     sid,
-                    pack(">ib", len(payload) + 1, 1),
+                    pack(">i", len(payload)),
                     payload,
                     pack(">i", len(digest)),
                     digest,
@@ -53,13 +62,36 @@ def raw_copy_data(source: str, run_id: int | None, rows: Iterable[tuple[str, str
     return b"".join(out)
 
 
+def stage_copy_data(rows: Iterable[tuple[str, str, bytes, bytes]]) -> bytes:
+    """Binary COPY of ``(resource, source_id, content_hash, payload)`` into the raw staging table."""
+    pack = struct.pack
+    head = pack(">h", len(RAW_STAGED))
+    out = [COPY_HEADER]
+    for resource, source_id, digest, payload in rows:
+        res, sid = resource.encode(), source_id.encode()
+        out.append(
+            b"".join(
+                (
+                    head,
+                    pack(">i", len(res)),
+                    res,
+                    pack(">i", len(sid)),
+                    sid,
+                    pack(">i", len(digest)),
+                    digest,
+                    pack(">i", len(payload)),
+                    payload,
+                )
+            )
+        )
+    out.append(COPY_TRAILER)
+    return b"".join(out)
+
+
 async def upsert_raw(
     st: Staging, records: list[RawRecord], counts: LoadCounts, seen_scan: str | None
 ) -> None:
-    plan = await st.plan(
-        "raw.records",
-        [("resource", None), ("source_id", None), ("content_hash", "content_hash"), ("payload", None)],
-    )
+    plan = await st.plan("raw.records", RAW_STAGED)
     latest: dict[tuple[str, str], RawRecord] = {}
     for record in records:
         latest[record.resource, str(record.source_id)] = record  # the last version wins
@@ -69,8 +101,8 @@ async def upsert_raw(
     if not had and await copy_raw(st, latest):
         counts.raw_written += len(latest)
         return
-    # Digests only: orjson's output keeps an 8 KiB buffer, so texts are made again for changed rows.
-    hashed = [(res, sid, raw_digest(record)[0]) for (res, sid), record in latest.items()]
+    # One serialisation per record: its digest is compared, its text staged if it changed.
+    encoded = [(res, sid, *raw_digest(record)) for (res, sid), record in latest.items()]
     known: dict[tuple[str, str], bytes | None] = {}
     for resource in had:
         for r in await st.conn.fetch(
@@ -81,15 +113,17 @@ async def upsert_raw(
             [sid for res, sid in latest if res == resource],
         ):
             known[resource, r[0]] = r[1]
-    changed = [row for row in hashed if known.get((row[0], row[1])) != row[2]]
+    changed = [row for row in encoded if known.get((row[0], row[1])) != row[2]]
     if not changed:
         return
-    texts = [raw_text(latest[res, sid]).decode() for res, sid, _ in changed]
-    await st.stage(plan, [(*row, text) for row, text in zip(changed, texts, strict=True)])
+    st.staged.append(plan.stage)
+    await st.conn.copy_to_table(
+        plan.stage, source=_once(stage_copy_data(changed)), columns=list(plan.keys), format="binary"
+    )
     written = await st.conn.fetchval(
         f"""WITH written AS (
                 INSERT INTO raw.records AS t (source, resource, source_id, payload, content_hash, run_id)
-                SELECT $1, s.resource, s.source_id, s.payload::jsonb, s.content_hash, $2
+                SELECT $1, s.resource, s.source_id, s.payload::json, s.content_hash, $2
                 FROM {plan.stage} s
                 ON CONFLICT (source, resource, source_id) DO UPDATE SET
                     payload = EXCLUDED.payload,
@@ -104,6 +138,10 @@ async def upsert_raw(
         st.run_id,
     )
     counts.raw_written += written
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 async def had_raw(st: Staging, resource: str) -> bool:

@@ -84,6 +84,6 @@ async def test_on_drift_fail_fails_the_stream_with_the_fields_named(
     assert 'on_drift = "warn"' in anime.error
     assert summary.exit_code == 1
     loaded = await pool.fetchval(
-        "SELECT count(*) FROM raw.records WHERE payload->'attributes' ? 'airingSchedule'"
+        "SELECT count(*) FROM raw.records WHERE (payload->'attributes')::jsonb ? 'airingSchedule'"
     )
     assert loaded > 0  # the data is loaded; only the stream's verdict is failed

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 
 from pipeline.load import Loader, raw_hash, resolve_refs, row_hash, soft_delete, strip_paths
@@ -163,3 +165,45 @@ def test_hashes_ignore_key_order_and_volatile_paths() -> None:
     two = RawRecord("r", "1", {"meta": {"k": 2, "expires": 9}, "id": 1}, volatile=("meta.expires",))
     assert raw_hash(one)[0] == raw_hash(two)[0]
     assert strip_paths({"a": {"b": 1, "c": 2}, "d": 3}, ("a.b", "x.y", "d")) == {"a": {"c": 2}}
+
+
+async def test_raw_payload_is_the_hashed_text(conn: asyncpg.Connection) -> None:
+    """raw.records keeps, as json, exactly the bytes its content_hash was computed from: on the first
+    landing (COPY) and on a changed re-landing (staged upsert). Volatile keys stay out of the hash."""
+
+    def plain(n: int, title: str) -> Batch:
+        batch = Batch()
+        batch.raw.append(RawRecord("notes", str(n), {"id": n, "title": title, "tags": ["a", None, 1.5]}))
+        return batch
+
+    loader = Loader(conn, "fake", run_id=None)
+    await loader.load(plain(1, 'ショー "q"\n'))  # first landing: COPY
+    await loader.load(transform(page_doc([item(1), item(2)])))  # volatile-keyed records
+    await loader.load(plain(1, "Changed"))  # staged upsert of a changed record
+    await loader.load(transform(page_doc([item(1, title="New"), item(2)])))
+    assert (
+        await conn.fetchval(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = 'raw.records'::regclass AND attname = 'payload'"
+        )
+        == "json"
+    )
+    rows = await conn.fetch(
+        "SELECT resource, source_id, payload::text AS text, content_hash FROM raw.records ORDER BY 1, 2"
+    )
+    assert [(r["resource"], r["source_id"]) for r in rows] == [("notes", "1"), ("shows", "1"), ("shows", "2")]
+    for r in rows:
+        stored = r["text"].encode()
+        volatile = ("links.expires", "popularity") if r["resource"] == "shows" else ()
+        digest, text = raw_hash(RawRecord(r["resource"], r["source_id"], orjson.loads(stored), volatile))
+        assert text.encode() == stored  # what the loader serialises is what PostgreSQL keeps
+        assert r["content_hash"] == digest
+    note = rows[0]
+    assert note["content_hash"] == hashlib.blake2b(note["text"].encode(), digest_size=16).digest()
+    assert orjson.loads(note["text"])["title"] == "Changed"
+    assert (
+        await conn.fetchval(
+            "SELECT payload->>'title' FROM raw.records WHERE resource = 'shows' AND source_id = '1'"
+        )
+        == "New"
+    )
