@@ -37,6 +37,7 @@ import asyncpg
 from pipeline import db, log, metrics, sources
 from pipeline.drift import NewField
 from pipeline.errors import ConfigError, DatabaseError
+from pipeline.gcpolicy import batch_gc
 from pipeline.progress import Progress
 from pipeline.runs import OK_STATUSES, HolderRun, RunInfo, RunSummary, StreamResult, StreamStatus
 from pipeline.settings import Settings, load_settings
@@ -421,7 +422,8 @@ def run_interruptible(work: Callable[[], Awaitable[RunSummary]]) -> RunSummary:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
 
-    return asyncio.run(main())
+    with batch_gc():
+        return asyncio.run(main())
 
 
 def replay(
@@ -445,7 +447,8 @@ def replay(
         async def work(pool: asyncpg.Pool) -> RunSummary:
             return await _noted(note, pool, run_replay(chosen, pool, _names(source), _names(resource)))
 
-        result = RunResult.of(asyncio.run(with_pool(chosen, work, database_url)))
+        with batch_gc():
+            result = RunResult.of(asyncio.run(with_pool(chosen, work, database_url)))
         note.done(result)
     return result
 
