@@ -1,22 +1,26 @@
 """End to end: an unthrottled Kitsu anime sync from the sandbox into Postgres, ours vs a dlt ``rest_api``.
 
 The sandbox (large: 80k anime) runs in its own process; each client runs in its own child
-process against it, into one scratch database (ours: the migrated ``catalog``/``raw``/``etl``
-schemas; dlt: its own dataset schema), so neither side pays for the server or the other. Both
-read ``/anime`` with ``page[limit]=20`` (Kitsu's maximum) and the same bearer token (so both see
-the R18 works), and both merge on the record id. Figures: records/s of the sync call itself
-(imports and start-up excluded on both sides) and their ratio.
+process against it, each size into a fresh scratch database (ours: the migrated ``catalog``/
+``raw``/``etl`` schemas; dlt: its own dataset schema), so neither side pays for the server or the
+other. All three sides send the same query: ``page[limit]=20`` (Kitsu's maximum), ``sort=id`` and
+the include and sparse fieldset our connector asks for (``QUERY``, read from
+``pipeline.sources.kitsu.ROUTES``), with the same bearer token (so all see the R18 works); dlt and
+ours merge on the record id. The fetch-only ceiling reads the same pages 8 in flight and parses
+them: the most any client gets from this simulator. Figures: records/s of the sync call itself
+(imports and start-up excluded on every side), ours / dlt and ours / ceiling, at each size.
 
-``BENCH_E2E_RECORDS`` caps the records both sides read (default ``DEFAULT_RECORDS``; 0 = the
-whole set); ``BENCH_E2E_DLT_RECORDS`` gives dlt a different cap. The default is what fits the
-20-minute budget of ``make bench`` on a 2-core machine (dlt needs ~15 s per 10k records); both
-sides sync the same count, so the ratio compares like with like. ``python -m bench.e2e
-ours|dlt|fetch …`` is a child; ``fetch`` measures the simulator's own ceiling.
+``BENCH_E2E_SIZES`` lists the sizes (records; ``0`` = the sandbox's whole Kitsu anime set;
+default ``20000,0``); ``BENCH_E2E_DLT_RECORDS`` caps dlt at a different count (its rate is then
+measured on fewer records). At the first size ours also runs once with CPython's default
+collector settings (``pipeline.gcpolicy`` off): client CPU before/after. ``python -m bench.e2e
+ours|dlt|fetch …`` is a child.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
@@ -32,17 +36,38 @@ from pipeline.log import configure
 
 NAME = "e2e kitsu anime vs dlt"
 PAGE = 20
-TARGET_RATIO = 10.0
+TARGET_RATIO = 5.0  # ours / dlt at every size
+TARGET_CEILING = 0.6  # ours / the fetch-only ceiling at every size
+TARGET_SCALING = 0.9  # ours/dlt at the largest size / at the smallest
 RATE = 1000  # requests per second: "unthrottled" for a local server
 IN_FLIGHT = 8
 CHILD_TIMEOUT = 600.0
-DEFAULT_RECORDS = 20_000
+DEFAULT_SIZES = "20000,0"
+
+
+def our_query() -> dict[str, str]:
+    """The anime listing's query as our connector sends it (page parameters aside)."""
+    from pipeline.sources.kitsu import ROUTES
+
+    route = ROUTES["anime"]
+    params = {"sort": "id"}
+    if route.include:
+        params["include"] = route.include
+    params |= {f"fields[{kind}]": "slug" for kind in route.slim}
+    return params
+
+
+QUERY = our_query()
 
 
 # -- children ---------------------------------------------------------------------------------------
 async def sync_ours(config: str, url: str, limit: int) -> dict[str, Any]:
-    """Our runner: full sync of kitsu/anime with a high rate; raw landing + unified rows + checkpoints."""
+    """Our runner: full sync of kitsu/anime with a high rate; raw landing + unified rows + checkpoints.
+
+    Run inside ``gcpolicy.batch_gc`` as ``pipeline sync`` does, unless ``BENCH_E2E_GC=default``.
+    """
     from pipeline import db, sources
+    from pipeline.gcpolicy import batch_gc
     from pipeline.log import configure
     from pipeline.runner import run_sync
     from pipeline.settings import load_settings
@@ -59,16 +84,20 @@ async def sync_ours(config: str, url: str, limit: int) -> dict[str, Any]:
     )
     settings = settings.model_copy(update={"sources": {"kitsu": kitsu}})
     async with db.pool_for(url, min_size=1, max_size=4) as pool:
-        started, cpu = time.perf_counter(), time.process_time()
-        summary = await run_sync(
-            settings,
-            pool,
-            sources=["kitsu"],
-            resources=["anime"],
-            full=True,
-            stream_factory=sources.build_stream,
-            client_factory=sources.open_client,
+        gc_context: Any = (
+            contextlib.nullcontext() if os.environ.get("BENCH_E2E_GC") == "default" else batch_gc()
         )
+        with gc_context:
+            started, cpu = time.perf_counter(), time.process_time()
+            summary = await run_sync(
+                settings,
+                pool,
+                sources=["kitsu"],
+                resources=["anime"],
+                full=True,
+                stream_factory=sources.build_stream,
+                client_factory=sources.open_client,
+            )
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         rows = await pool.fetchval("SELECT count(*) FROM catalog.media WHERE source = 'kitsu'")
         raw = await pool.fetchval("SELECT count(*) FROM raw.records WHERE source = 'kitsu'")
@@ -112,7 +141,7 @@ def sync_dlt(base_url: str, token: str, url: str, limit: int) -> dict[str, Any]:
                     "endpoint": {
                         "path": "anime",
                         "data_selector": "data",
-                        "params": {"sort": "id", "include": "categories"},  # the request ours sends
+                        "params": dict(QUERY),  # the request ours sends
                     },
                     "primary_key": "id",
                     "write_disposition": "merge",
@@ -163,12 +192,7 @@ async def fetch_only(base_url: str, token: str, limit: int) -> dict[str, Any]:
         nonlocal records
         while not queue.empty():
             n = queue.get_nowait()
-            params = {
-                "page[limit]": str(PAGE),
-                "page[offset]": str(n * PAGE),
-                "sort": "id",
-                "include": "categories",
-            }
+            params = {"page[limit]": str(PAGE), "page[offset]": str(n * PAGE), **QUERY}
             async with session.get(base_url + "/anime", params=params, headers=headers) as resp:
                 records += len(orjson.loads(await resp.read())["data"])
 
@@ -214,60 +238,101 @@ async def fetch_token(root: str, config: str) -> str:
     return str(body["access_token"])
 
 
-async def warm_up(base_url: str, token: str) -> None:
-    """One authenticated page first: the simulator builds its R18-inclusive view on first use."""
+async def warm_up(base_url: str, token: str) -> int:
+    """One authenticated page first (the simulator builds its R18-inclusive view on first use);
+    returns the listing's ``meta.count``: the whole set."""
     import aiohttp
 
-    params = {"page[limit]": str(PAGE), "sort": "id", "include": "categories"}
+    params = {"page[limit]": str(PAGE), **QUERY}
     headers = {"Authorization": f"Bearer {token}"}
     async with (
         aiohttp.ClientSession() as session,
         session.get(base_url + "/anime", params=params, headers=headers) as resp,
     ):
         resp.raise_for_status()
-        await resp.read()
+        return int(orjson.loads(await resp.read())["meta"]["count"])
 
 
-async def measure(
-    server: BenchServer, ours_limit: int, dlt_limit: int
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+async def measure(server: BenchServer, sizes: list[int], dlt_cap: int | None) -> list[dict[str, Any]]:
+    """Ours, dlt and the ceiling at each size (0 = the whole set); ours with default GC at the first."""
     config, base, root = server.info["config"], server.info["urls"]["kitsu"], server.info["roots"]["kitsu"]
     token = await fetch_token(root, config)
-    await warm_up(base, token)
-    async with scratch_database("bench_e2e") as url:
-        ours = await asyncio.to_thread(
-            run_child, "bench.e2e", ["ours", config, url, str(ours_limit)], CHILD_TIMEOUT
+    total = await warm_up(base, token)
+    secret = {"BENCH_E2E_TOKEN": token}  # not on the command line, where ps and errors show it
+    out = []
+    for n, size in enumerate(sizes):
+        records = min(size, total) if size else total
+        dlt_records = min(records, dlt_cap) if dlt_cap else records
+        result: dict[str, Any] = {"size": records, "whole": records == total}
+        async with scratch_database("bench_e2e") as url:
+            result["ours"] = await asyncio.to_thread(
+                run_child, "bench.e2e", ["ours", config, url, str(records)], CHILD_TIMEOUT
+            )
+        if n == 0:  # the same sync with CPython's default collector: client CPU before/after
+            async with scratch_database("bench_e2e") as url:
+                result["ours_default_gc"] = await asyncio.to_thread(
+                    run_child,
+                    "bench.e2e",
+                    ["ours", config, url, str(records)],
+                    CHILD_TIMEOUT,
+                    {"BENCH_E2E_GC": "default"},
+                )
+        async with scratch_database("bench_e2e") as url:
+            result["dlt"] = await asyncio.to_thread(
+                run_child, "bench.e2e", ["dlt", base, url, str(dlt_records)], CHILD_TIMEOUT, secret
+            )
+        result["ceiling"] = await asyncio.to_thread(
+            run_child, "bench.e2e", ["fetch", base, str(records)], CHILD_TIMEOUT, secret
         )
-        theirs = await asyncio.to_thread(
-            run_child,
-            "bench.e2e",
-            ["dlt", base, url, str(dlt_limit)],
-            CHILD_TIMEOUT,
-            {"BENCH_E2E_TOKEN": token},  # not on the command line, where ps and errors show it
-        )
-    ceiling = await asyncio.to_thread(
-        run_child, "bench.e2e", ["fetch", base, str(ours_limit)], CHILD_TIMEOUT, {"BENCH_E2E_TOKEN": token}
-    )
-    return ours, theirs, ceiling
+        out.append(result)
+    return out
 
 
 def main() -> list[dict[str, Any]]:
     require("dlt", "install the benchmark extra: .venv/bin/pip install 'dlt[postgres]>=1.0'")
     require_connector("kitsu")
     configure("warning")
-    ours_limit = int(os.environ.get("BENCH_E2E_RECORDS", str(DEFAULT_RECORDS)))
-    dlt_limit = int(os.environ.get("BENCH_E2E_DLT_RECORDS", str(ours_limit)))
+    sizes = [int(x) for x in os.environ.get("BENCH_E2E_SIZES", DEFAULT_SIZES).split(",") if x.strip()]
+    dlt_cap = int(os.environ.get("BENCH_E2E_DLT_RECORDS", "0")) or None
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as work:
         config = str(Path(work) / "sandbox.toml")
         args = ["--size", "large", "--services", "kitsu", "--config", config]
         with BenchServer("sandbox", args) as server:
-            ours, theirs, ceiling = asyncio.run(measure(server, ours_limit, dlt_limit))
-    if ours["status"] != "succeeded":
+            results = asyncio.run(measure(server, sizes, dlt_cap))
+    rows: list[dict[str, Any]] = []
+    ratios = []
+    for result in results:
+        size_rows, ratio = size_figures(result)
+        rows += size_rows
+        ratios.append((result["size"], ratio))
+    if len(ratios) > 1:
+        (small, first), (large, last) = ratios[0], ratios[-1]
+        scaling = last / first
+        rows.append(
+            row(
+                NAME,
+                "ours/dlt at the largest size / at the smallest",
+                round(scaling, 3),
+                f">= {TARGET_SCALING}",
+                scaling >= TARGET_SCALING,
+                f"{last:.2f}x at {large:,} records, {first:.2f}x at {small:,}",
+            )
+        )
+    return rows
+
+
+def size_figures(result: dict[str, Any]) -> tuple[list[dict[str, Any]], float]:
+    ours, theirs, ceiling = result["ours"], result["dlt"], result["ceiling"]
+    capped = not result["whole"]  # a page cap below the whole set ends the scan "incomplete"
+    if ours["status"] != "succeeded" and not (capped and ours["status"] == "incomplete"):
         raise RuntimeError(f"our kitsu/anime sync ended {ours['status']}: {ours.get('error')}")
+    size = f"{result['size']:,}" + (" (whole set)" if result["whole"] else "")
+    name = f"{NAME}, {size}"
     ours_rate = ours["records"] / ours["seconds"]
     dlt_rate = theirs["records"] / theirs["seconds"]
     ratio = ours_rate / dlt_rate
     ceiling_rate = ceiling["records"] / ceiling["seconds"]
+    share = ours_rate / ceiling_rate
     ours_note = (
         f"ours: {ours['records']:,} records in {ours['seconds']:.1f} s ({_cpu(ours)}), "
         f"{ours['requests']:,} requests, "
@@ -277,14 +342,14 @@ def main() -> list[dict[str, Any]]:
     dlt_note = (
         f"dlt {_dlt_version()}: rest_api offset paginator, merge on id, defaults otherwise "
         f"(sequential pages, nested tables); {theirs['records']:,} records in {theirs['seconds']:.1f} s "
-        f"({_cpu(theirs)}); "
-        f"peak RSS {theirs['peak_rss_mb']:.0f} MB"
+        f"({_cpu(theirs)}); peak RSS {theirs['peak_rss_mb']:.0f} MB"
     )
-    return [
-        row(NAME, "ours records/s", round(ours_rate, 1), "reference", True, ours_note),
-        row(NAME, "dlt records/s", round(dlt_rate, 1), "reference", True, dlt_note),
+    query = "&".join(f"{k}={v}" for k, v in QUERY.items())
+    rows = [
+        row(name, "ours records/s", round(ours_rate, 1), "reference", True, ours_note),
+        row(name, "dlt records/s", round(dlt_rate, 1), "reference", True, dlt_note),
         row(
-            NAME,
+            name,
             "ours / dlt records/s",
             round(ratio, 2),
             f">= {TARGET_RATIO:.0f}x",
@@ -292,16 +357,40 @@ def main() -> list[dict[str, Any]]:
             ratio_note(ours, ours_rate, dlt_rate, ceiling_rate),
         ),
         row(
-            NAME,
+            name,
             "server ceiling records/s (fetch only)",
             round(ceiling_rate, 1),
             "reference",
             True,
-            f"the same {ceiling['records']:,} records fetched {IN_FLIGHT} in flight and parsed, "
-            f"nothing stored: the most any client gets from this simulator; ours reaches "
-            f"{ours_rate / ceiling_rate:.0%} of it, dlt {dlt_rate / ceiling_rate:.0%}",
+            f"the same {ceiling['records']:,} records, same query ({query}, page[limit]={PAGE}), "
+            f"fetched {IN_FLIGHT} in flight and parsed, nothing stored; dlt reaches "
+            f"{dlt_rate / ceiling_rate:.0%} of it",
+        ),
+        row(
+            name,
+            "ours / fetch-only ceiling",
+            round(share, 3),
+            f">= {TARGET_CEILING}",
+            share >= TARGET_CEILING,
+            limit_note(ours, ours_rate, ceiling_rate),
         ),
     ]
+    default_gc = result.get("ours_default_gc")
+    if default_gc is not None:
+        tuned_cpu, plain_cpu = ours["cpu_seconds"], default_gc["cpu_seconds"]
+        plain_rate = default_gc["records"] / default_gc["seconds"]
+        rows.append(
+            row(
+                name,
+                "client CPU, batch GC / default GC",
+                round(tuned_cpu / plain_cpu, 3),
+                "< 1",
+                tuned_cpu < plain_cpu,
+                f"gcpolicy.batch_gc: {tuned_cpu:.1f} s CPU, {ours_rate:,.0f} records/s; CPython defaults: "
+                f"{plain_cpu:.1f} s CPU, {plain_rate:,.0f} records/s (same sync, fresh database)",
+            )
+        )
+    return rows, ratio
 
 
 def _cpu(side: dict[str, Any]) -> str:
@@ -311,7 +400,7 @@ def _cpu(side: dict[str, Any]) -> str:
 def ratio_note(ours: dict[str, Any], ours_rate: float, dlt_rate: float, ceiling_rate: float) -> str:
     note = (
         "same sandbox process, same Postgres, same token, query and page size; each client in its own "
-        f"process; {limit_note(ours, ours_rate, ceiling_rate)}"
+        "process, each into a fresh database"
     )
     if ceiling_rate / dlt_rate < TARGET_RATIO:
         note += (

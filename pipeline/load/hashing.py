@@ -52,16 +52,49 @@ def raw_text(record: RawRecord) -> bytes:
 
 
 def raw_digest(record: RawRecord) -> tuple[bytes, bytes]:
-    """(content hash, stored text) from one serialisation: the hash is of exactly the stored bytes.
+    """(content hash, stored text) from one serialisation of the record.
 
-    A record with volatile paths (signed URLs) is hashed without them, so only its stable part is
-    serialised a second time; every other record is serialised once.
+    The hash is of the stored bytes; for a record with volatile paths (Kitsu's ``updatedAt``,
+    signed URLs) it is of those bytes with each volatile key cut out of the text (``without_paths``),
+    which is byte for byte the serialisation of the payload without them.
     """
     text = raw_text(record)
-    if record.volatile:
-        stable = strip_paths(record.payload, record.volatile)
-        return blake(orjson.dumps(stable, option=HASH_OPTS, default=json_default)), text
-    return blake(text), text
+    if not record.volatile:
+        return blake(text), text
+    stable = without_paths(text, record.payload, record.volatile)
+    if stable is None:  # the text cannot be cut safely: serialise the stable part instead
+        stable = orjson.dumps(
+            strip_paths(record.payload, record.volatile), option=HASH_OPTS, default=json_default
+        )
+    return blake(stable), text
+
+
+def without_paths(text: bytes, payload: Mapping[str, Any], paths: Iterable[str]) -> bytes | None:
+    """``text`` (the sorted, compact serialisation of ``payload``) minus the dotted ``paths``.
+
+    Each present path's ``"key":value`` is cut out with the comma that joins it to its neighbour,
+    which leaves exactly what serialising the payload without it gives. None when a pair is not
+    found exactly once in the text (the same key and value elsewhere): the caller serialises.
+    """
+    for path in paths:
+        *parents, key = path.split(".")
+        node: Any = payload
+        for part in parents:
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if not isinstance(node, Mapping) or key not in node:
+            continue  # nothing to strip, as strip_paths
+        pair = orjson.dumps(key) + b":" + orjson.dumps(node[key], option=HASH_OPTS, default=json_default)
+        at = text.find(pair)
+        if at < 0 or text.find(pair, at + 1) >= 0:
+            return None
+        end = at + len(pair)
+        if text[at - 1 : at] == b",":
+            text = text[: at - 1] + text[end:]
+        elif text[end : end + 1] == b",":
+            text = text[:at] + text[end + 1 :]
+        else:
+            text = text[:at] + text[end:]
+    return text
 
 
 def json_text(value: Any) -> str:
