@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-BENCHMARKS = ("load", "ratelimit", "e2e", "memory", "nightly")
+BENCHMARKS = ("load", "load_kitsu", "ratelimit", "e2e", "memory", "nightly")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
