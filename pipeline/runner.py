@@ -667,11 +667,36 @@ def nightly_state(ctx: RunContext, full: bool) -> StateFactory:
             auth=stream.auth_identity,
             run_started_at=ctx.started_at,
         )
+        if state.mode == "incremental" and await _full_scan_due(conn, stream, ctx.started_at):
+            state = await checkpoints.begin_stream(
+                conn,
+                stream.source.name,
+                stream.resource,
+                full=True,
+                incremental_capable=stream.incremental,
+                auth=stream.auth_identity,
+                run_started_at=ctx.started_at,
+            )
         if not full and ctx.max_pages is None:  # a smoke test marks nothing done: always due
             await _check_rescan_due(conn, stream, state, ctx.started_at)
         return state
 
     return begin
+
+
+async def _full_scan_due(conn: asyncpg.Connection, stream: Stream, now: datetime) -> bool:
+    """An incremental stream whose connector asks for a periodic full scan (``full_scan_hours``:
+    its incremental walk cannot see deletes) and whose last completed scan is older than that
+    (0 hours: every run)."""
+    hours = getattr(stream, "full_scan_hours", None)
+    if hours is None:
+        return False
+    row = await checkpoints.read_checkpoint(conn, stream.source.name, stream.resource)
+    done = row["scan_completed_at"] if row else None
+    due = done is None or (now - done).total_seconds() >= float(hours) * 3600
+    if due:
+        log.info("periodic_full_scan", resource=stream.resource, last_completed=str(done), every_hours=hours)
+    return due
 
 
 StreamRunner = Callable[[Stream], Awaitable[StreamResult]]

@@ -246,7 +246,12 @@ class SourceSettings(BaseModel):
 
 # Keys a connector accepts beyond the common ones, with their expected Python types.
 CONNECTOR_OPTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "kitsu": {"include_r18": bool, "parallel_pages": int},
+    "kitsu": {
+        "include_r18": bool,
+        "parallel_pages": int,
+        "episodes_incremental": bool,
+        "episodes_full_scan_hours": int,
+    },
     "anilist": {"partition_years": (list, tuple), "first_year": int, "cursor_lag_seconds": int},
     "anilist_v1": {"series_pages": bool},
     "zou": {"event_limit": int, "events_overlap_seconds": int, "fetch_batch": int, "old_server": bool},
@@ -262,6 +267,7 @@ OPTION_RANGES: dict[str, tuple[int | None, int | None]] = {
     "event_limit": (1, ZOU_MAX_EVENT_LIMIT),
     "events_overlap_seconds": (0, None),
     "fetch_batch": (1, None),
+    "episodes_full_scan_hours": (0, None),
 }
 
 

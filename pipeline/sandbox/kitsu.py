@@ -26,6 +26,7 @@ from pipeline.sandbox.kitsu_views import (
     build_view,
     episode_count,
     episode_id,
+    episode_updated_at,
 )
 from pipeline.sandbox.limits import FixedWindowLimiter, LimitPolicy
 from pipeline.sandbox.tokens import TokenState, bearer
@@ -39,6 +40,9 @@ TOKEN_TTL = 30 * 86400.0
 LOGIN_POLICY = LimitPolicy(limit=15, window=60.0)
 MEDIA_INCLUDES = ("categories", "mappings", "characters", "mediaCharacters", "episodes")
 SORTS = ("id", "updatedAt", "createdAt")
+# Episodes sort on their attributes too (jsonapi-resources: sortable fields = attributes, and
+# BaseResource declares createdAt/updatedAt); the sandbox serves id and updatedAt.
+EPISODE_SORTS = ("id", "updatedAt")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -307,7 +311,7 @@ class _Routes:
             "links": {"self": self_url},
             "attributes": {
                 "createdAt": kitsu_render.iso(work.created_at + number * 3600),
-                "updatedAt": kitsu_render.iso(work.created_at + number * 3600 + 86400),
+                "updatedAt": kitsu_render.iso(episode_updated_at(work, number)),
                 "synopsis": synopsis,
                 "description": {"en": synopsis} if synopsis else {},
                 "titles": {"en_jp": title, "en_us": title, "ja_jp": f"第{number}話"} if title else {},
@@ -339,7 +343,8 @@ class _Routes:
             media_type = request.query.get("filter[mediaType]", "Anime").lower()
             work = self.ctx.need_world().by_kitsu(media_type, int(media_id)) if media_id.isdigit() else None
             return self._episodes_of(call, work, page)
-        descending = _sort_key(request, ("id",)) == "-id"
+        key = _sort_key(request, EPISODE_SORTS)
+        descending = key.startswith("-")
         wanted = _id_filter(request)
         if wanted is not None:
             world = self.ctx.need_world()
@@ -352,7 +357,11 @@ class _Routes:
             return call.listing([self._episode(call, w, n) for w, n in chunk], page, len(found))
         total = call.view.episode_total
         positions = range(page.offset, min(total, page.offset + page.limit))
-        picked = [call.view.episode_at(total - 1 - p if descending else p) for p in positions]
+        at = [total - 1 - p if descending else p for p in positions]
+        if key.lstrip("-") == "updatedAt":  # ORDER BY updated_at (desc) nulls last, as BaseResource
+            order = call.view.episodes_by_updated()
+            at = [order[p] for p in at]
+        picked = [call.view.episode_at(p) for p in at]
         return call.listing([self._episode(call, w, n) for w, n in picked], page, total)
 
     def _episodes_of(self, call: _Call, work: Work | None, page: Page) -> web.Response:

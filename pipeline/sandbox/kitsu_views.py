@@ -52,6 +52,7 @@ class KitsuView:
     media_characters: list[MediaCharacter] = field(default_factory=list)
     episode_owners: list[Work] = field(default_factory=list)
     episode_prefix: list[int] = field(default_factory=list)
+    _by_updated: list[int] | None = None  # episode positions by (updatedAt, id), made on first use
 
     @property
     def episode_total(self) -> int:
@@ -61,6 +62,19 @@ class KitsuView:
         """The (anime, number) of the episode at ``position`` in id order."""
         owner = bisect.bisect_right(self.episode_prefix, position) - 1
         return self.episode_owners[owner], position - self.episode_prefix[owner] + 1
+
+    def episodes_by_updated(self) -> list[int]:
+        """Episode positions in ``(updatedAt, id)`` order: what ``sort=updatedAt`` pages over."""
+        if self._by_updated is None:
+            stamps = [episode_updated_at(*self.episode_at(p)) for p in range(self.episode_total)]
+            self._by_updated = sorted(range(self.episode_total), key=stamps.__getitem__)
+        return self._by_updated
+
+
+def episode_updated_at(work: Work, number: int) -> float:
+    """An episode row's ``updated_at``: a day after it was created, or its anime's last edit of a field
+    the row carries, whichever is later."""
+    return max(work.created_at + number * 3600 + 86400, work.episodes_modified_at)
 
 
 def episode_id(work: Work, number: int) -> int:

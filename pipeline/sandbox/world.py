@@ -125,6 +125,9 @@ class Work:
     modified_at: float  # last real change (AniList updatedAt, v1 updated_at)
     legacy_v1: bool  # old v1 record: ISO datetimes in start_date, string average_score
     deleted: bool = False
+    # Last edit of a field Kitsu's episode rows carry (title, length, airdates, count): their
+    # updated_at moves then, and only then (episodes are not re-stamped by the six-hourly job).
+    episodes_modified_at: float = 0.0
 
     @property
     def season(self) -> tuple[str, int] | None:
@@ -137,7 +140,16 @@ class Work:
         return ("WINTER", "SPRING", "SUMMER", "FALL")[(month % 12) // 3], year
 
 
-EDITABLE = frozenset(f.name for f in fields(Work)) - {"index", "kind", "kitsu_id", "anilist_id", "deleted"}
+EDITABLE = frozenset(f.name for f in fields(Work)) - {
+    "index",
+    "kind",
+    "kitsu_id",
+    "anilist_id",
+    "deleted",
+    "episodes_modified_at",
+}
+# Work fields an episode row is rendered from (sandbox.kitsu._episode).
+EPISODE_FIELDS = frozenset({"romaji", "duration", "start", "episodes", "status"})
 
 
 @dataclass
@@ -209,6 +221,8 @@ class World:
         for key, value in values.items():
             setattr(work, key, tuple(value) if key in ("start", "end") and value is not None else value)
         work.modified_at = self.clock.now()
+        if EPISODE_FIELDS & set(values):
+            work.episodes_modified_at = work.modified_at
         self.touch()
         return work
 

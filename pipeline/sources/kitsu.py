@@ -23,6 +23,18 @@ fraction of its size.
 Characters exist only as includes, so the ``characters`` stream keeps them; it reports no expected
 total (characters are discovered through their media), so it never deletes.
 
+Episodes are walked newest-updated-first at night: Kitsu's ``updatedAt`` is a real change time on
+episode rows (the six-hourly job rewrites only anime and manga), and ``sort=-updatedAt`` is served
+by every resource (BaseResource declares ``createdAt``/``updatedAt``; jsonapi-resources sorts on
+attributes), evidence in docs/API.md. Once a complete scan holds a watermark (the newest
+``updatedAt`` it saw), a nightly run reads ``sort=-updatedAt`` pages from the top until one holds a
+record older than the watermark (capped at the run start, lagged by ``cursor_lag_seconds``). The
+first ``SORT_PROBE_PAGES`` pages must come newest first: if they do not (or the server refuses the
+sort), the run falls back to the full listing and says so. A full scan (with its delete
+detection) still runs every ``episodes_full_scan_hours`` (default 168; 0 = every run), or on
+``--full``.
+``episodes_incremental = false`` keeps episodes on full scans.
+
 Media raw records are stored under the unified key (``anime/12``, by the transform): Kitsu numbers
 anime and manga separately, and a complete scan's soft delete then reaches ``catalog.media`` too.
 
@@ -35,9 +47,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 from pipeline.auth import NoAuth
+from pipeline.errors import HTTPStatusError
 from pipeline.http import RequestStats, ServiceClient
 from pipeline.log import get_logger
 from pipeline.pagination import JsonApiPaginator, PageRequest, default_max_pages
@@ -56,6 +71,8 @@ NO_TIME_WINDOW = (
 
 JSONAPI = "application/vnd.api+json"
 MAX_PASSES = 3
+SORT_PROBE_PAGES = 2  # pages of a newest-first walk that must prove the server sorts by updatedAt
+FULL_SCAN_HOURS = 168  # episodes: a full scan (deletes) at least this often; 0 = every run
 
 
 @dataclass(frozen=True)
@@ -105,7 +122,8 @@ def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -
 
 
 class KitsuStream:
-    """One Kitsu resource of one source (``streams.Stream``): a parallel full re-scan."""
+    """One Kitsu resource of one source (``streams.Stream``): a parallel full re-scan; episodes
+    nightly by ``sort=-updatedAt`` to the watermark."""
 
     incremental = False
 
@@ -118,6 +136,13 @@ class KitsuStream:
         self.auth_identity = auth_identity(source, enabled=r18_enabled(source))
         self.stats = RequestStats()
         self.width = option(source, "parallel_pages", source.max_in_flight, int)
+        if resource == "episodes" and option(source, "episodes_incremental", True, bool):
+            self.incremental = True
+            self.full_scan_hours: int | None = option(
+                source, "episodes_full_scan_hours", FULL_SCAN_HOURS, int
+            )
+        else:
+            self.full_scan_hours = None
 
     def __repr__(self) -> str:
         return f"KitsuStream(source={self.source.name!r}, resource={self.resource!r})"
@@ -131,6 +156,79 @@ class KitsuStream:
         )
 
     async def pages(self, state: StreamState) -> AsyncIterator[Page]:
+        if self.incremental and state.mode == "incremental" and isinstance(state.cursor, datetime):
+            async for page in self._recent(state.cursor):
+                if page is FALLBACK:
+                    async for fallback in self._scan(state):  # every record, no deletes
+                        fallback.key, fallback.expected_total, fallback.complete = None, None, None
+                        yield fallback
+                    return
+                yield page
+            return
+        async for page in self._scan(state):
+            yield page
+
+    async def _recent(self, since: datetime) -> AsyncIterator[Page]:
+        """``sort=-updatedAt`` pages from the top until one holds a record older than ``since``.
+
+        Yields ``FALLBACK`` instead when the first pages show the order is not honoured (or the
+        sort is refused): the caller then reads the whole listing.
+        """
+        params = {**self.paginator().params, "sort": "-updatedAt"}
+        size, offset, number = self.source.page_size, 0, 0
+        newest: datetime | None = None
+        previous: datetime | None = None
+        while True:
+            request = PageRequest(self.route.path, {**params, "page[limit]": size, "page[offset]": offset})
+            try:
+                doc, nbytes = await self._get(request)
+            except HTTPStatusError as exc:
+                if exc.status != 400 or number:
+                    raise
+                log.warning("kitsu_sort_refused", resource=self.resource, error=str(exc), fix="full scan")
+                yield FALLBACK
+                return
+            data = doc.get("data") if isinstance(doc, Mapping) else None
+            records = data if isinstance(data, list) else []
+            stamps = [updated_at(r) for r in records]
+            if number < SORT_PROBE_PAGES and not newest_first(stamps, previous):
+                log.warning(
+                    "kitsu_sort_not_honoured",
+                    resource=self.resource,
+                    page=number + 1,
+                    fix="reading the whole listing this run (the server ignored sort=-updatedAt)",
+                )
+                yield FALLBACK
+                return
+            known = [t for t in stamps if t is not None]
+            if known and newest is None:
+                newest = max(known)
+            number += 1
+            capped = self.source.max_pages is not None and number >= self.source.max_pages
+            done = len(records) < size or any(t < since for t in known) or capped
+            if capped and not any(t < since for t in known):
+                log.warning("kitsu_walk_capped", resource=self.resource, pages=number)
+            yield Page(doc, cursor=newest if done else None, nbytes=nbytes, url=self._url(request))
+            if done:
+                log.info("kitsu_changes", resource=self.resource, pages=number, since=since.isoformat())
+                return
+            previous = known[-1] if known else previous
+            offset += size
+
+    async def _scan(self, state: StreamState) -> AsyncIterator[Page]:
+        """The whole listing by ``sort=id``; with the newest ``updatedAt`` as the held watermark
+        when the stream walks by it at night."""
+        newest: datetime | None = None
+        async for page in self._listing(state):
+            if self.incremental:
+                data = page.doc.get("data") if isinstance(page.doc, Mapping) else None
+                known = [t for r in data or () if (t := updated_at(r)) is not None]
+                if known:
+                    newest = max(known) if newest is None else max(newest, *known)
+                page.cursor = newest
+            yield page
+
+    async def _listing(self, state: StreamState) -> AsyncIterator[Page]:
         paginator = self.paginator()
         opening = paginator.first_request()
         first, nbytes = await self._get(opening)
@@ -237,4 +335,30 @@ class KitsuStream:
         return response.data, response.nbytes
 
 
-__all__ = ["ROUTES", "KitsuStream", "build_stream", "client_options"]
+FALLBACK = Page({"data": []})  # marker from ``_recent``: read the whole listing instead
+
+
+def updated_at(record: Any) -> datetime | None:
+    """A JSON:API resource's ``attributes.updatedAt`` (``2013-02-20T16:00:13.609Z``), or None."""
+    attributes = record.get("attributes") if isinstance(record, Mapping) else None
+    text = attributes.get("updatedAt") if isinstance(attributes, Mapping) else None
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def newest_first(stamps: Sequence[datetime | None], previous: datetime | None) -> bool:
+    """Whether a page's ``updatedAt`` values run newest first, after ``previous`` (nulls last)."""
+    known = [t for t in stamps if t is not None]
+    if any(t is None for t in stamps[: len(known)]):
+        return False  # a null before a dated record: not ``updated_at DESC NULLS LAST``
+    if previous is not None and known and known[0] > previous:
+        return False
+    return all(a >= b for a, b in pairwise(known))
+
+
+__all__ = ["ROUTES", "KitsuStream", "build_stream", "client_options", "newest_first", "updated_at"]
