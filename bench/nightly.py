@@ -1,13 +1,18 @@
-"""Nightly cost: requests and seconds of an incremental Zou and AniList run after 1 % of changes.
+"""Nightly cost: requests and seconds of an incremental Zou, AniList and Kitsu run after 1 % of changes.
 
-The sandbox runs in this process (``BENCH_NIGHTLY_SIZES``, default ``zou=large,anilist=medium``:
+The sandbox runs in this process (``BENCH_NIGHTLY_SIZES``, default
+``zou=large,anilist=medium,kitsu=medium``:
 a full AniList sync of the large set takes ~5 minutes at 6,000 requests a minute, over budget),
 with AniList's quota raised to 6,000 requests a minute and the written config's rate with it. The
 benchmark changes data through the simulators' own write methods, which record what a real server
 would (Zou emits ``<kind>:update`` events, AniList moves ``updatedAt``). Per source: a full sync
 into a fresh scratch database, then 1 % of its records changed, then an incremental ``run_sync``.
 Sources run one after the other so each one's seconds are its own. Proportional means the
-incremental run costs at most ``PROPORTIONAL`` × the changed share of the full run.
+incremental run costs at most ``PROPORTIONAL`` × the changed share of the full run. Kitsu (every
+resource of the sandbox config) re-scans anime, manga, categories, mappings and characters every
+night (their ``updatedAt`` is no change feed) and walks episodes ``sort=-updatedAt`` to the
+watermark; 1 % of its anime are renamed (their episode rows change with them), and its nightly
+requests are held to ``KITSU_TARGET`` × the full sync's.
 """
 
 from __future__ import annotations
@@ -36,7 +41,10 @@ from pipeline.settings import Settings, load_settings
 NAME = "nightly after 1 % changed"
 CHANGED_SHARE = 0.01
 PROPORTIONAL = 5.0  # the incremental run may cost up to 5x the changed share of the full run
-DEFAULT_SIZES = "zou=large,anilist=medium"
+DEFAULT_SIZES = "zou=large,anilist=medium,kitsu=medium"
+KITSU_TARGET = 0.4  # nightly Kitsu requests / a full Kitsu sync
+KITSU_RATE = 1000  # requests per second: the sandbox's Kitsu is local
+KITSU_IN_FLIGHT = 8
 SEED = 7
 ANILIST_PER_MINUTE = 6000
 # Zou models the benchmark edits, with the column it changes and how.
@@ -55,6 +63,7 @@ class Cost:
     seconds: float
     records: int
     updated: int
+    per_stream: dict[str, int]  # requests per resource
 
 
 def cost_of(summary: RunSummary, seconds: float) -> Cost:
@@ -68,6 +77,7 @@ def cost_of(summary: RunSummary, seconds: float) -> Cost:
         seconds=seconds,
         records=sum(s.records for s in streams),
         updated=sum(s.updated + s.inserted for s in streams),
+        per_stream={s.resource: s.requests for s in streams},
     )
 
 
@@ -97,6 +107,17 @@ def change_zou(ctx: SandboxContext, rng: random.Random) -> int:
     return changed
 
 
+def change_kitsu(ctx: SandboxContext, rng: random.Random) -> int:
+    """Rename 1 % of the anime Kitsu serves: the anime rows and their episode rows change."""
+    works = [
+        w for w in ctx.need_world().works if w.kind == "anime" and w.kitsu_id is not None and not w.deleted
+    ]
+    chosen = rng.sample(works, math.ceil(len(works) * CHANGED_SHARE))
+    for work in chosen:
+        ctx.update_record("kitsu", "anime", str(work.kitsu_id), {"romaji": f"{work.romaji} (revised)"})
+    return len(chosen)
+
+
 def change_anilist(ctx: SandboxContext, rng: random.Random) -> int:
     """Edit 1 % of the works AniList serves (popularity + 1): their ``updatedAt`` moves to now."""
     works = [w for w in ctx.need_world().works if w.anilist_id is not None and not w.deleted]
@@ -107,16 +128,24 @@ def change_anilist(ctx: SandboxContext, rng: random.Random) -> int:
 
 
 async def measure_source(settings: Settings, ctx: SandboxContext, source: str) -> dict[str, Any]:
-    change = change_zou if source == "zou" else change_anilist
+    change = {"zou": change_zou, "anilist": change_anilist, "kitsu": change_kitsu}[source]
     async with scratch_database(f"bench_nightly_{source}") as url, db.pool_for(url, max_size=6) as pool:
         full = await timed_sync(settings, pool, source, full=True)
         changed = change(ctx, random.Random(SEED))
         incremental = await timed_sync(settings, pool, source, full=False)
-    return {"full": full, "incremental": incremental, "changed": changed}
+    per_stream = ", ".join(
+        f"{name} {full.per_stream[name]:,} → {incremental.per_stream.get(name, 0):,}"
+        for name in full.per_stream
+    )
+    return {"full": full, "incremental": incremental, "changed": changed, "per_stream": per_stream}
 
 
 async def measure(sizes: dict[str, str], work: Path) -> dict[str, dict[str, Any]]:
-    options = {"anilist_requests_per_minute": ANILIST_PER_MINUTE}
+    options = {
+        "anilist_requests_per_minute": ANILIST_PER_MINUTE,
+        "kitsu_requests_per_second": KITSU_RATE,
+        "kitsu_in_flight": KITSU_IN_FLIGHT,
+    }
     found = {}
     for source, size in sizes.items():
         async with await start_sandbox(size, services=(source,), options=options) as sandbox:
@@ -131,7 +160,8 @@ async def measure(sizes: dict[str, str], work: Path) -> dict[str, dict[str, Any]
 
 
 def sizes_from_env() -> dict[str, str]:
-    """``BENCH_NIGHTLY_SIZES`` = ``zou=large,anilist=medium`` (the default)."""
+    """``BENCH_NIGHTLY_SIZES`` = ``zou=large,anilist=medium,kitsu=medium`` (the default); a source
+    left out is not measured."""
     raw = os.environ.get("BENCH_NIGHTLY_SIZES", DEFAULT_SIZES)
     try:
         sizes = dict(part.split("=", 1) for part in raw.split(","))
@@ -139,8 +169,10 @@ def sizes_from_env() -> dict[str, str]:
         raise ValueError(
             f"BENCH_NIGHTLY_SIZES={raw!r}: use source=size pairs, e.g. {DEFAULT_SIZES}"
         ) from None
-    if set(sizes) != {"zou", "anilist"} or not set(sizes.values()) <= {"small", "medium", "large"}:
-        raise ValueError(f"BENCH_NIGHTLY_SIZES={raw!r}: give zou and anilist a size small|medium|large")
+    if not sizes or not set(sizes) <= {"zou", "anilist", "kitsu"}:
+        raise ValueError(f"BENCH_NIGHTLY_SIZES={raw!r}: name zou, anilist and/or kitsu")
+    if not set(sizes.values()) <= {"small", "medium", "large"}:
+        raise ValueError(f"BENCH_NIGHTLY_SIZES={raw!r}: give each source a size small|medium|large")
     return sizes
 
 
@@ -156,6 +188,20 @@ def rows_for(source: str, found: dict[str, Any]) -> list[dict[str, Any]]:
     request_ratio = incremental.requests / full.requests
     seconds_ratio = incremental.seconds / full.seconds
     name = f"{NAME}: {source}"
+    if source == "kitsu":
+        return [
+            row(name, "nightly requests", incremental.requests, "reference", True, note),
+            row(
+                name,
+                "requests nightly / full",
+                round(request_ratio, 4),
+                f"<= {KITSU_TARGET}",
+                request_ratio <= KITSU_TARGET,
+                "anime, manga, categories, mappings, characters re-scanned; episodes walked to the "
+                f"watermark; per stream: {found['per_stream']}",
+            ),
+            row(name, "seconds nightly / full", round(seconds_ratio, 4), "reference", True, ""),
+        ]
     return [
         row(name, "incremental requests", incremental.requests, "reference", True, note),
         row(name, "incremental seconds", round(incremental.seconds, 2), "reference", True, ""),
@@ -179,8 +225,8 @@ def rows_for(source: str, found: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def main() -> list[dict[str, Any]]:
-    require_connector("zou")
-    require_connector("anilist")
+    for kind in sizes_from_env():
+        require_connector(kind)
     configure("warning")
     with tempfile.TemporaryDirectory(prefix="bench-nightly-") as work:
         found = asyncio.run(measure(sizes_from_env(), Path(work)))
