@@ -10,7 +10,8 @@ Needs the optional extra: ``pip install -e '.[dagster]'``. What ``build_defs`` r
   materialization carries records, inserted, updated, deleted, rejected, requests, 429s, seconds and
   the pipeline run id.
 * **one concurrency pool per rate group** (``pipeline.orchestrate.rate_group``) on every op that
-  calls an API, so with a pool limit of 1 two Dagster runs never call one API at once.
+  calls an API, so with a pool limit of 1 two Dagster runs never call one API at once;
+  ``set_pool_limits`` (``python -m pipeline.dagster set-pools``) gives each pool its limit.
 * **backfills**: ``<source>_backfill`` jobs, partitioned by month of the source's change time, for
   sources that can select a time window (AniList ``updatedAt``, Zou events); each partition is one
   ``pipeline backfill --since … --until …`` row of ``etl.backfills``, so a Dagster backfill over a
@@ -278,3 +279,32 @@ def build_defs(
         schedules=[nightly],
         sensors=[_deferred_sensor(runner, known, sync)],
     )
+
+
+def pool_names(settings: Settings) -> list[str]:
+    """The pool of every enabled source, each once, in configured order."""
+    return list(dict.fromkeys(rate_group(src) for src in settings.enabled_sources()))
+
+
+def set_pool_limits(instance: dg.DagsterInstance, settings: Settings, limit: int = 1) -> dict[str, int]:
+    """Give the pool of every enabled source an explicit slot limit in ``instance``'s storage.
+
+    Explicit limits are what keep two runs apart from their first step: with only
+    ``concurrency: pools: default_limit`` in ``dagster.yaml``, the first claim of a new pool
+    inserts its limit row, and two runs claiming it at the same instant on PostgreSQL make one of
+    them fail with a unique violation on ``concurrency_limits`` (dagster-io/dagster#33552).
+    Setting a limit again only updates it. Returns the limits as the storage now holds them.
+    """
+    if limit < 1:
+        raise ValueError(f"pool limit {limit}: a pool needs at least 1 slot (0 would hold its ops for ever)")
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        raise ValueError(
+            f"the Dagster storage of this instance ({type(storage).__name__}) keeps no pool limits: "
+            "run `dagster instance migrate` (an older schema), or keep Dagster's storage in "
+            "PostgreSQL (storage: postgres: in $DAGSTER_HOME/dagster.yaml, docs/OPERATIONS.md)"
+        )
+    for pool in pool_names(settings):
+        storage.set_concurrency_slots(pool, limit)
+    held = {p.name: p.limit for p in storage.get_pool_limits()}
+    return {pool: held[pool] for pool in pool_names(settings)}

@@ -181,9 +181,17 @@ def launch_together(home: Path, config: Path, db_url: str, job: str, partitions:
         )
         for p in partitions
     ]
+    outputs = []
+    try:
+        for proc in procs:
+            outputs.append(proc.communicate(timeout=300))
+    finally:  # a worker that failed or hung: stop the others and close every pipe
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
     out = []
-    for proc in procs:
-        stdout, stderr = proc.communicate(timeout=300)
+    for proc, (stdout, stderr) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, stderr[-3000:]
         out.append(json.loads(stdout.strip().splitlines()[-1]))
     return out
@@ -226,6 +234,15 @@ def test_pool_keeps_two_partitions_of_one_api_apart(
 
         recorder.spans.clear()
         home = dagster_home(tmp_path / "pooled", dagster_storage_url, 1)
+        # The deployment step of docs/OPERATIONS.md: explicit pool limits, so the two runs' first
+        # claims do not both insert the default limit row (dagster-io/dagster#33552).
+        env = {**os.environ, "DAGSTER_HOME": str(home), "PIPELINE_CONFIG": str(settings.path)}
+        set_pools = subprocess.run(
+            [sys.executable, "-m", "pipeline.dagster", "set-pools", "--limit", "1"],
+            capture_output=True, text=True, env=env, timeout=300, check=False,
+        )  # fmt: skip
+        assert set_pools.returncode == 0, set_pools.stderr[-3000:]
+        assert set_pools.stdout.split() == [rate_group(settings.sources["anilist"]), "1"]
         pooled = launch_together(
             home, settings.path, db_url, "anilist_backfill", ["2014-03-01", "2014-04-01"]
         )
@@ -278,3 +295,24 @@ def test_asset_checks_fail_on_an_incomplete_scan_and_pass_on_a_complete_one(db_u
     assert fetch(db_url, "SELECT scan_seen, scan_expected FROM etl.checkpoints") == [
         {"scan_seen": 12, "scan_expected": 12}
     ]
+
+
+def test_set_pools_sets_every_pool_explicitly_and_refuses_an_empty_pool(
+    dagster_storage_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """set_pool_limits writes one explicit limit per rate group in PostgreSQL storage, updates it on a
+    second call and refuses 0 (a pool of no slots would hold its ops for ever)."""
+    from pipeline.dagster_assets import pool_names, set_pool_limits
+    from tests.integration import loadkit
+
+    settings = loadkit.settings()
+    [pool] = pool_names(settings)
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home(tmp_path / "home", dagster_storage_url, None)))
+    with dg.DagsterInstance.get() as instance:
+        assert set_pool_limits(instance, settings, 2) == {pool: 2}
+        assert set_pool_limits(instance, settings) == {pool: 1}
+        [limit] = instance.event_log_storage.get_pool_limits()
+        assert (limit.name, limit.limit, limit.from_default) == (pool, 1, False)
+        with pytest.raises(ValueError, match="at least 1 slot"):
+            set_pool_limits(instance, settings, 0)
+        assert [p.limit for p in instance.event_log_storage.get_pool_limits()] == [1]
