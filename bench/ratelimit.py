@@ -212,24 +212,27 @@ class CliRun:
         return sum(1 for a in self.arrivals if not a.allowed)
 
     def windows(self) -> tuple[list[float], list[float]]:
-        """Admitted arrival times while all three processes ran, and while the last two did.
+        """Admitted arrival times while all three processes ran, and the longest stretch while
+        exactly two did.
 
-        A process runs from its first to its last arrival; three ran from the latest first arrival
-        to the earliest last one; two ran from there to the second-earliest last arrival.
+        A process runs from its first to its last arrival; each admitted arrival is counted with the
+        number of processes running at its time, and consecutive arrivals of one count make a stretch.
         """
-        firsts: dict[str, float] = {}
-        lasts: dict[str, float] = {}
+        spans: dict[str, list[float]] = {}
         for a in self.arrivals:
-            firsts.setdefault(a.path, a.at)
-            lasts[a.path] = a.at
-        times = sorted(a.at for a in self.arrivals if a.allowed)
-        if len(lasts) < len(self.paths):
+            spans.setdefault(a.path, [a.at, a.at])[1] = a.at
+        if len(spans) < len(self.paths):
             return [], []
-        start = max(firsts.values())
-        first_end, second_end = sorted(lasts.values())[:2]
-        three = [t for t in times if start <= t <= first_end]
-        two = [t for t in times if first_end < t <= second_end]
-        return three, two
+        stretches: dict[int, list[list[float]]] = {2: [], 3: []}
+        previous = 0
+        for t in sorted(a.at for a in self.arrivals if a.allowed):
+            running = sum(1 for first, last in spans.values() if first <= t <= last)
+            if running in stretches:
+                if running != previous:
+                    stretches[running].append([])
+                stretches[running][-1].append(t)
+            previous = running
+        return max(stretches[3], key=len, default=[]), max(stretches[2], key=len, default=[])
 
 
 async def run_cli(db_url: str) -> CliRun:
@@ -237,8 +240,10 @@ async def run_cli(db_url: str) -> CliRun:
 
     Machine A (page_size 8) runs its nightly ``sync`` of artists (10 pages) and a hand-started
     ``backfill --full`` of categories (5 pages); machine B, with its own config (source
-    ``nekos_b``, page_size 10), a ``backfill --full`` of characters (12 pages). All three start
-    together: three processes until A's backfill ends, then two until A's sync ends.
+    ``nekos_b``, page_size 10), a ``backfill --full`` of characters (12 pages). A's sync and B's
+    backfill start together; A's backfill starts once the server has admitted 6 of their requests
+    (so a stretch of two processes is there whatever order the budget serves them in), then three
+    run until the first of them ends, then two.
     """
     from pipeline.sandbox import nekos as nekos_sim
     from pipeline.sandbox.server import start_sandbox
@@ -276,9 +281,15 @@ async def run_cli(db_url: str) -> CliRun:
                 out, _ = await asyncio.wait_for(proc.communicate(), timeout=180)
                 return proc.returncode if proc.returncode is not None else -1, out.decode()
 
+            async def after_admitted(count: int, *args: str) -> tuple[int, str]:
+                # The simulator's arrival log is a plain list it appends to in this event loop.
+                while sum(1 for a in service.arrivals if a.allowed) < count:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+                return await cli(*args)
+
             done = await asyncio.gather(
                 cli("a", "sync", "--source", "nekos", "--resource", "artists", "--no-progress"),
-                cli("a", "backfill", "--source", "nekos", "--resource", "categories", "--full"),
+                after_admitted(6, "a", "backfill", "--source", "nekos", "--resource", "categories", "--full"),
                 cli("b", "backfill", "--source", "nekos_b", "--resource", "characters", "--full"),
             )
             arrivals = list(service.arrivals)

@@ -6,12 +6,14 @@ process is a separate ``python -m pipeline`` with nothing in common but the data
 group. Two "machines" are two processes with separate config files (different source names, page
 sizes, one ``rate_group``): machine A runs its nightly ``sync`` (artists, 10 pages) and a
 hand-started ``backfill --full`` (categories, 5 pages), machine B a ``backfill --full``
-(characters, 12 pages). Three processes run until A's backfill ends, then two until A's sync ends
+(characters, 12 pages). A's sync and B's backfill start together, A's backfill once 6 of their
+requests were admitted: two processes, then three until the first ends, then two
 (``bench.ratelimit.run_cli``, also a ``make bench`` case).
 
 Judged from the server's own arrival log (each process owns a resource, so its path names it):
 no 429 at all, never two admitted arrivals inside one window (combined rate within the limit),
-and the combined use over each overlap window (3 and 2 processes) at least 0.90 of the limit.
+and the combined use over the stretch of three processes and the longest of two at least 0.90 of
+the limit.
 This is a real-time test of a rate limit, hence the ``slow`` mark; it still runs in ``make test``.
 """
 
