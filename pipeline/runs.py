@@ -304,7 +304,7 @@ class StreamStatus:
     last_started_at: datetime | None
     last_success_at: datetime | None
     lag_seconds: float | None  # since the last successful finish
-    last_error: str | None
+    last_error: str | None  # of the latest run only: an old failure is not shown beside a success
     rows: int  # raw records not soft-deleted
     cursor: str | None
     scan_pages_committed: int
@@ -325,20 +325,16 @@ async def stream_status(conn: asyncpg.Connection) -> list[StreamStatus]:
         ), success AS (
             SELECT source, resource, max(finished_at) AS at FROM etl.stream_runs
             WHERE status = 'succeeded' AND mode <> 'replay' GROUP BY source, resource
-        ), failure AS (
-            SELECT DISTINCT ON (source, resource) source, resource, error FROM etl.stream_runs
-            WHERE error IS NOT NULL ORDER BY source, resource, started_at DESC, id DESC
         ), counts AS (
             SELECT source, resource, count(*) AS n FROM raw.records WHERE deleted_at IS NULL
             GROUP BY source, resource
         )
         SELECT s.source, s.resource, l.status, l.started_at, ok.at AS success_at,
-               extract(epoch FROM now() - ok.at) AS lag, f.error, coalesce(c.n, 0) AS n,
+               extract(epoch FROM now() - ok.at) AS lag, l.error, coalesce(c.n, 0) AS n,
                cp.cursor, cp.scan, cp.scan_completed_at
         FROM streams s
         LEFT JOIN latest l USING (source, resource)
         LEFT JOIN success ok USING (source, resource)
-        LEFT JOIN failure f USING (source, resource)
         LEFT JOIN counts c USING (source, resource)
         LEFT JOIN etl.checkpoints cp USING (source, resource)
         ORDER BY s.source, s.resource

@@ -223,6 +223,18 @@ async def test_small_batches_commit_often_and_status_reports_them(db: asyncpg.Po
     assert history[0].command == "sync"
 
 
+async def test_status_error_is_the_latest_runs_not_an_old_failures(db: asyncpg.Pool) -> None:
+    """A failed run's error is shown while it is the latest; after a success the error column is empty."""
+    assert (await sync(db, fake(docs(3), fail_after=1))).streams[0].status == "failed"
+    async with db.acquire() as conn:
+        [failed] = await runs.stream_status(conn)
+    assert (failed.last_status, failed.last_error is not None) == ("failed", True)
+    assert (await sync(db, fake(docs(3)))).streams[0].status == "succeeded"
+    async with db.acquire() as conn:
+        [ok] = await runs.stream_status(conn)
+    assert (ok.last_status, ok.last_error) == ("succeeded", None)
+
+
 async def test_a_recent_full_scan_is_not_repeated_before_min_rescan_minutes(db: asyncpg.Pool) -> None:
     """With min_rescan_minutes, a full-scan stream completed moments ago is skipped (exit 0); --full scans."""
     base = loadkit.settings("fake")
