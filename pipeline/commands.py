@@ -116,6 +116,40 @@ def to_json(value: Any) -> str:
     return json.dumps(redact_value(plain(value)), indent=2, default=str)
 
 
+def cursor_data(text: str | None, kind: str | None) -> Any:
+    """A checkpoint cursor as data: an epoch or timestamp as an ISO-8601 time (UTC), a JSON
+    watermark (Zou's events cursor) as its object, anything else as stored."""
+    if text is None:
+        return None
+    try:
+        if kind == "epoch":
+            return datetime.fromtimestamp(float(text), UTC).isoformat(timespec="seconds")
+        if kind == "timestamp":
+            moment = datetime.fromisoformat(text)
+            return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat(timespec="seconds")
+        if text.startswith("{"):
+            value = json.loads(text)
+            if isinstance(value, dict):
+                return value
+    except (ValueError, OverflowError):
+        pass  # not what its kind says: shown as stored
+    return text
+
+
+def cursor_summary(text: str | None, kind: str | None, width: int = 40) -> str | None:
+    """The cursor for the status table: a time, a short watermark summary, or the text cut to ``width``."""
+    value = cursor_data(text, kind)
+    if isinstance(value, dict):
+        if "at" in value:  # the Zou events watermark: newest event time, ids inside the overlap
+            recent = value.get("recent") or []
+            return f"events to {value['at'] or 'start'} (+{len(recent)} in overlap)"
+        value = ", ".join(f"{k}={v}" for k, v in value.items())
+    if value is None:
+        return None
+    shown = str(value)
+    return shown if len(shown) <= width else shown[: width - 1] + "…"
+
+
 # -------------------------------------------------------------------------------------- commands
 
 
@@ -238,6 +272,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         streams = [
             {
                 **{k.name: getattr(s, k.name) for k in dataclasses.fields(s)},
+                "cursor": cursor_data(s.cursor, s.cursor_kind),
                 "new_fields": fields_of.get((s.source, s.resource), []),
             }
             for s in rows
@@ -278,7 +313,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 success,
                 lag,
                 s.rows,
-                s.cursor,
+                cursor_summary(s.cursor, s.cursor_kind),
                 scan,
                 next_action(s),
                 (s.last_error or "")[:60] or None,

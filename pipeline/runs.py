@@ -307,6 +307,7 @@ class StreamStatus:
     last_error: str | None  # of the latest run only: an old failure is not shown beside a success
     rows: int  # raw records not soft-deleted
     cursor: str | None
+    cursor_kind: str | None  # epoch, timestamp or opaque (e.g. the Zou events watermark as JSON)
     scan_pages_committed: int
     scan_expected_total: int | None
     scan_completed_at: datetime | None
@@ -331,7 +332,7 @@ async def stream_status(conn: asyncpg.Connection) -> list[StreamStatus]:
         )
         SELECT s.source, s.resource, l.status, l.started_at, ok.at AS success_at,
                extract(epoch FROM now() - ok.at) AS lag, l.error, coalesce(c.n, 0) AS n,
-               cp.cursor, cp.scan, cp.scan_completed_at
+               cp.cursor, cp.cursor_kind, cp.scan, cp.scan_completed_at
         FROM streams s
         LEFT JOIN latest l USING (source, resource)
         LEFT JOIN success ok USING (source, resource)
@@ -355,6 +356,7 @@ async def stream_status(conn: asyncpg.Connection) -> list[StreamStatus]:
                 last_error=redact_text(r["error"]) if r["error"] else None,
                 rows=r["n"],
                 cursor=r["cursor"],
+                cursor_kind=r["cursor_kind"],
                 scan_pages_committed=pages,
                 scan_expected_total=scan.get("expected_total"),
                 scan_completed_at=r["scan_completed_at"],

@@ -1,0 +1,45 @@
+"""`pipeline status` shows checkpoint cursors readably, and `--json` gives them as data."""
+
+from __future__ import annotations
+
+import json
+
+from pipeline.commands import cursor_data, cursor_summary
+from pipeline.sources.zou_log import EventCursor
+
+ZOU = EventCursor(
+    at="2026-11-30T22:14:05", event_id="5b1c0f2e-0000-4000-8000-000000000001",
+    recent=frozenset(f"5b1c0f2e-0000-4000-8000-0000000000{n:02d}" for n in range(12)),
+).encode()  # fmt: skip
+
+
+def test_an_anilist_epoch_cursor_is_an_iso_time() -> None:
+    assert cursor_data("1764540845", "epoch") == "2025-11-30T22:14:05+00:00"
+    assert cursor_summary("1764540845", "epoch") == "2025-11-30T22:14:05+00:00"
+
+
+def test_a_timestamp_cursor_is_an_iso_time_in_utc() -> None:
+    assert cursor_data("2026-11-30T22:14:05.123456+00:00", "timestamp") == "2026-11-30T22:14:05+00:00"
+    assert cursor_data("2026-11-30T22:14:05", "timestamp") == "2026-11-30T22:14:05+00:00"
+
+
+def test_the_zou_watermark_is_an_object_in_json_and_one_short_line_in_the_table() -> None:
+    assert len(ZOU) > 300  # what the table used to print
+    data = cursor_data(ZOU, "opaque")
+    assert isinstance(data, dict)
+    assert data["at"] == "2026-11-30T22:14:05"
+    assert len(data["recent"]) == 12
+    assert json.loads(json.dumps({"cursor": data}))["cursor"] == data  # nested, not a JSON string
+    assert cursor_summary(ZOU, "opaque") == "events to 2026-11-30T22:14:05 (+12 in overlap)"
+    empty = EventCursor().encode()
+    assert cursor_summary(empty, "opaque") == "events to start (+0 in overlap)"
+
+
+def test_other_cursors_are_shown_as_stored_and_cut_to_the_column() -> None:
+    assert cursor_data(None, None) is None
+    assert cursor_summary(None, None) is None
+    assert cursor_data("page-42", "opaque") == "page-42"
+    long = "x" * 100
+    assert cursor_summary(long, "opaque") == "x" * 39 + "…"
+    assert cursor_data("not a number", "epoch") == "not a number"  # wrong kind: as stored
+    assert cursor_data("{not json", "opaque") == "{not json"
