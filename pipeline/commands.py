@@ -67,7 +67,7 @@ STREAM_COLUMNS = (
     "rejected",
     "requests",
     "429s",
-    "wait s",
+    "worker wait s",  # summed over the requests in flight: can exceed "seconds"
     "seconds",
 )
 

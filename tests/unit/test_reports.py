@@ -1,4 +1,4 @@
-"""`pipeline status` shows checkpoint cursors readably, and `--json` gives them as data."""
+"""What `pipeline status` and the run summary show: readable cursors, `--json` as data, the wait named."""
 
 from __future__ import annotations
 
@@ -43,3 +43,20 @@ def test_other_cursors_are_shown_as_stored_and_cut_to_the_column() -> None:
     assert cursor_summary(long, "opaque") == "x" * 39 + "…"
     assert cursor_data("not a number", "epoch") == "not a number"  # wrong kind: as stored
     assert cursor_data("{not json", "opaque") == "{not json"
+
+
+def test_the_summary_names_the_limiter_wait_as_summed_over_workers() -> None:
+    """Four requests in flight wait in parallel: 4 × 2 s of wait in a 2.5 s stream is no contradiction
+    once the column says whose wait it is."""
+    from pipeline.api import RunResult, StreamSummary
+    from pipeline.commands import STREAM_COLUMNS, render_summary, stream_row
+
+    fields = dict.fromkeys(StreamSummary.__dataclass_fields__, 0)
+    fields.update(source="kitsu", resource="anime", mode="full", status="succeeded", error=None)
+    fields.update(limiter_wait_seconds=8.0, duration_seconds=2.5)
+    row = dict(zip(STREAM_COLUMNS, stream_row(StreamSummary(**fields)), strict=True))
+    assert (row["worker wait s"], row["seconds"]) == (8.0, 2.5)
+    assert "wait s" not in STREAM_COLUMNS  # a bare "wait" read as the stream's own time
+    run = dict.fromkeys(RunResult.__dataclass_fields__)
+    run.update(run_id=1, command="sync", status="succeeded", streams=(StreamSummary(**fields),))
+    assert "worker wait s" in render_summary(RunResult(**run))
