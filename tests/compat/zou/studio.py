@@ -94,7 +94,11 @@ def round_of_changes() -> dict[str, Any]:
     gazu.shot.update_shot({"id": shots[0]["id"], "description": "new description"})
     gazu.project.update_project({"id": project["id"], "description": "renamed while syncing"})
 
-    tasks = sorted(gazu.task.all_tasks_for_project(project), key=lambda t: t["id"])
+    gone = shots[-1]  # force-deleted below with its tasks: none of the tasks changed here is its
+    tasks = sorted(
+        (t for t in gazu.task.all_tasks_for_project(project) if t["entity_id"] != gone["id"]),
+        key=lambda t: t["id"],
+    )
     status_task = tasks[0]
     comment = gazu.task.add_comment(status_task, statuses["Done"], "approved")  # task:status-changed
     out["status_task"], out["comment"] = status_task["id"], comment["id"]
@@ -112,7 +116,6 @@ def round_of_changes() -> dict[str, Any]:
     doomed_shot = gazu.shot.new_shot(project, sequence, "SH991", nb_frames=12)
     gazu.shot.remove_shot(doomed_shot)  # no task: a real delete
     out["new_shot"], out["short_lived_shot"] = new_shot["id"], doomed_shot["id"]
-    gone = shots[-1]
     gazu.shot.remove_shot(gone, force=True)  # synced, with tasks: shot:delete and a task:delete each
     out["deleted_shot"] = gone["id"]
     doomed_task = tasks[3]
