@@ -1,4 +1,4 @@
-"""The Zou and Nekos simulators answer in the shapes of the seed documents and api-notes §2/§4."""
+"""The Zou and Nekos simulators answer in the shapes of the seed documents and the servers' own serialisers (zou, Nekos API v1)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ async def test_zou_paginated_envelope_matches_seed_003() -> None:
 
 
 async def test_zou_rows_match_the_model_fields() -> None:
-    """Shots, tasks, persons and events carry the fields of api-notes §2.5 and seed 003's shot sample."""
+    """Shots, tasks, persons and events carry the fields of the zou models and seed 003's shot sample."""
     async with TestClient(TestServer(zou.create_app(_ctx()), host="127.0.0.1")) as client:
         entities = await _zou_get(client, "/api/data/entities")
         tasks = await _zou_get(client, "/api/data/tasks", page="1", limit="5", relations="true")
