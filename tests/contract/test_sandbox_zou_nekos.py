@@ -1,4 +1,4 @@
-"""The Zou and Nekos simulators answer in the shapes of the seed documents and the servers' own serialisers (zou, Nekos API v1)."""
+"""The Zou and Nekos simulators answer in the shapes of the seed documents and the servers' serialisers."""
 
 from __future__ import annotations
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from pipeline.commands import cursor_data, cursor_summary
 from pipeline.sources.zou_log import EventCursor
 
@@ -24,12 +22,10 @@ def test_a_timestamp_cursor_is_an_iso_time_in_utc() -> None:
 
 
 def test_the_zou_watermark_is_an_object_in_json_and_one_short_line_in_the_table() -> None:
-    assert len(ZOU) > 300  # what the table used to print
     data = cursor_data(ZOU, "opaque")
     assert isinstance(data, dict)
     assert data["at"] == "2026-11-30T22:14:05"
     assert len(data["recent"]) == 12
-    assert json.loads(json.dumps({"cursor": data}))["cursor"] == data  # nested, not a JSON string
     assert cursor_summary(ZOU, "opaque") == "events to 2026-11-30T22:14:05 (+12 in overlap)"
     empty = EventCursor().encode()
     assert cursor_summary(empty, "opaque") == "events to start (+0 in overlap)"
@@ -56,7 +52,6 @@ def test_the_summary_names_the_limiter_wait_as_summed_over_workers() -> None:
     fields.update(limiter_wait_seconds=8.0, duration_seconds=2.5)
     row = dict(zip(STREAM_COLUMNS, stream_row(StreamSummary(**fields)), strict=True))
     assert (row["worker wait s"], row["seconds"]) == (8.0, 2.5)
-    assert "wait s" not in STREAM_COLUMNS  # a bare "wait" read as the stream's own time
     run = dict.fromkeys(RunResult.__dataclass_fields__)
     run.update(run_id=1, command="sync", status="succeeded", streams=(StreamSummary(**fields),))
     assert "worker wait s" in render_summary(RunResult(**run))
