@@ -20,6 +20,7 @@ from pipeline.errors import ConfigError
 from pipeline.progress import progress
 from pipeline.redact import redact_text, redact_value
 from pipeline.sources import window_refusal as sources_window_refusal
+from pipeline.streams import decode_cursor
 
 
 def parse_when(value: str | None, flag: str) -> datetime | None:
@@ -119,18 +120,16 @@ def to_json(value: Any) -> str:
 def cursor_data(text: str | None, kind: str | None) -> Any:
     """A checkpoint cursor as data: an epoch or timestamp as an ISO-8601 time (UTC), a JSON
     watermark (Zou's events cursor) as its object, anything else as stored."""
-    if text is None:
-        return None
     try:
-        if kind == "epoch":
-            return datetime.fromtimestamp(float(text), UTC).isoformat(timespec="seconds")
-        if kind == "timestamp":
-            moment = datetime.fromisoformat(text)
-            return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat(timespec="seconds")
-        if text.startswith("{"):
-            value = json.loads(text)
-            if isinstance(value, dict):
-                return value
+        value = decode_cursor(text, kind)
+        if isinstance(value, datetime):
+            return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat(timespec="seconds")
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value, UTC).isoformat(timespec="seconds")
+        if value is not None and value.startswith("{"):
+            body = json.loads(value)
+            if isinstance(body, dict):
+                return body
     except (ValueError, OverflowError):
         pass  # not what its kind says: shown as stored
     return text

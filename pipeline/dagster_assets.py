@@ -304,7 +304,8 @@ def set_pool_limits(instance: dg.DagsterInstance, settings: Settings, limit: int
             "run `dagster instance migrate` (an older schema), or keep Dagster's storage in "
             "PostgreSQL (storage: postgres: in $DAGSTER_HOME/dagster.yaml, docs/OPERATIONS.md)"
         )
-    for pool in pool_names(settings):
+    pools = pool_names(settings)
+    for pool in pools:
         storage.set_concurrency_slots(pool, limit)
     held = {p.name: p.limit for p in storage.get_pool_limits()}
-    return {pool: held[pool] for pool in pool_names(settings)}
+    return {pool: held[pool] for pool in pools}
