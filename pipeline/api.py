@@ -79,6 +79,7 @@ class StreamSummary:
     inserted: int
     updated: int
     unchanged: int
+    other_rows: int
     deleted: int
     rejected: int
     requests: int

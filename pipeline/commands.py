@@ -64,6 +64,7 @@ STREAM_COLUMNS = (
     "inserted",
     "updated",
     "unchanged",
+    "other rows",  # included records and links written to the stream's other tables
     "deleted",
     "rejected",
     "requests",
@@ -82,6 +83,7 @@ def stream_row(r: api.StreamSummary) -> list[Any]:
         r.inserted,
         r.updated,
         r.unchanged,
+        r.other_rows,
         r.deleted,
         r.rejected,
         r.requests,

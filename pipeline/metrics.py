@@ -54,6 +54,8 @@ class StreamFigures(Protocol):
     @property
     def unchanged(self) -> int: ...
     @property
+    def other_rows(self) -> int: ...
+    @property
     def deleted(self) -> int: ...
     @property
     def rejected(self) -> int: ...
@@ -77,13 +79,20 @@ class Figure:
 # Per stream and run: (metric name without the prefix, HELP text, StreamFigures attribute).
 STREAM_FIGURES = (
     Figure(
-        "stream_records_inserted", "Records inserted into the stream's tables by the last run.", "inserted"
+        "stream_records_inserted",
+        "Rows inserted into the stream's main tables by the last run.",
+        "inserted",
     ),
-    Figure("stream_records_updated", "Records updated (content changed) by the last run.", "updated"),
+    Figure("stream_records_updated", "Rows of the stream's main tables updated by the last run.", "updated"),
     Figure(
         "stream_records_unchanged",
-        "Records fetched again with the same content by the last run.",
+        "Rows of the stream's main tables fetched again with the same content by the last run.",
         "unchanged",
+    ),
+    Figure(
+        "stream_other_rows_written",
+        "Rows the last run wrote to other tables (included records, nested objects, links).",
+        "other_rows",
     ),
     Figure(
         "stream_records_deleted",

@@ -162,6 +162,7 @@ def stream_metadata(summary: RunSummary, r: StreamResult) -> dict[str, Any]:
         "inserted": r.inserted,
         "updated": r.updated,
         "unchanged": r.unchanged,
+        "other_rows": r.other_rows,
         "deleted": r.deleted,
         "rejected": r.rejected,
         "requests": r.requests,

@@ -34,6 +34,7 @@ from pipeline.redact import redact_text
 from pipeline.runner import RunContext, StreamFactory, close_run, open_run, plan_streams, stop_heartbeat
 from pipeline.runs import RunSummary, StreamResult
 from pipeline.settings import Settings, SourceSettings
+from pipeline.sources import main_tables
 from pipeline.transform import SHARED_RAW, lands, spec, transform, wrap
 
 log = get_logger(__name__)
@@ -59,9 +60,17 @@ async def _chunks(conn: asyncpg.Connection, source: str, resource: str, size: in
 
 
 async def _reload(
-    ctx: RunContext, conn: asyncpg.Connection, source: SourceSettings, raw: Sequence[str], r: StreamResult
+    ctx: RunContext,
+    conn: asyncpg.Connection,
+    source: SourceSettings,
+    raw: Sequence[str],
+    r: StreamResult,
+    main: tuple[str, ...] | None,
 ) -> None:
-    """Re-transform and reload the raw records of ``raw`` resources (in order) into the unified tables."""
+    """Re-transform and reload the raw records of ``raw`` resources (in order) into the unified tables.
+
+    The counts are those of the stream's ``main`` tables (every table when None), as a sync reports.
+    """
     loader, total, kind = Loader(conn, source.name, ctx.run_id), LoadCounts(), source.kind
     for resource in raw:
         context = await read_context(conn, source.name, spec(kind, resource).context)
@@ -74,12 +83,22 @@ async def _reload(
             r.pages += 1
             r.records += len(payloads)
     await resolve_refs(conn, source.name)
-    r.inserted, r.updated, r.unchanged, r.rejected = (
+    total.settle(main)
+    r.inserted, r.updated, r.unchanged, r.other_rows, r.rejected = (
         total.inserted,
         total.updated,
         total.unchanged,
+        total.other_rows,
         total.rejected,
     )
+
+
+def _main_tables(kind: str, resource: str) -> tuple[str, ...] | None:
+    """What the stream's counts count; None (every table) for a transform no connector pages."""
+    try:
+        return main_tables(kind, resource)
+    except KeyError:
+        return None
 
 
 async def replay_stream(
@@ -99,7 +118,8 @@ async def replay_stream(
                     await runs.finish_stream_run(conn, r)
                     return r
                 try:
-                    await _reload(ctx, conn, source, raw or lands(source.kind, resource), r)
+                    main = None if raw else _main_tables(source.kind, resource)
+                    await _reload(ctx, conn, source, raw or lands(source.kind, resource), r, main)
                     r.status = "succeeded"
                 except Exception as exc:  # one stream's failure is recorded, the others go on
                     r.status, r.error = "failed", redact_text(f"{type(exc).__name__}: {exc}")

@@ -263,6 +263,7 @@ class _Consumer:
         r.inserted += counts.inserted
         r.updated += counts.updated
         r.unchanged += counts.unchanged
+        r.other_rows += counts.other_rows
         r.rejected += counts.rejected
         # A tombstone is usually given for the unified table and for raw: count each record once.
         r.deleted += len({i for ids in p.deletes.values() for i in ids})
@@ -354,7 +355,8 @@ async def _pump(
 ) -> None:
     queue: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=ctx.settings.pipeline.queue_pages)
     tracker = Tracker(state, ctx.settings.pipeline.cursor_lag_seconds, ctx.run_id, stream.owned_tables)
-    loader = Loader(conn, state.source, ctx.run_id, stream.owned_tables)
+    main = getattr(stream, "main_tables", None)  # optional: the owned tables when absent
+    loader = Loader(conn, state.source, ctx.run_id, stream.owned_tables, main)
     needs = transform_spec(stream.source.kind, stream.resource).context
     context = await read_context(conn, state.source, needs)
     consumer = _Consumer(ctx, stream, tracker, loader, r, context)

@@ -24,6 +24,7 @@ STREAM_COUNTERS = (
     "inserted",
     "updated",
     "unchanged",
+    "other_rows",
     "deleted",
     "rejected",
     "requests",
@@ -53,6 +54,7 @@ class StreamResult:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    other_rows: int = 0  # rows written to the stream's other tables (included records, links)
     deleted: int = 0
     rejected: int = 0
     requests: int = 0

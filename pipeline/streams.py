@@ -209,7 +209,8 @@ class RequestCounters(Protocol):
 
 
 class Stream(Protocol):
-    """One (source, resource): its identity and its pages. ``lookup(ids)`` and ``stats`` are optional."""
+    """One (source, resource): its identity and its pages. ``lookup(ids)`` and ``stats`` are optional,
+    so is ``main_tables`` (the tables its inserted/updated/unchanged count; default ``owned_tables``)."""
 
     source: SourceSettings
     resource: str

@@ -44,23 +44,24 @@ async def upsert_entities(
         latest[str(row["source_id"])] = row  # the last version of a record wins
     had = await st.had_rows(spec.name)
     direct = None if had else entity.direct_columns
+    change = counts.change(spec.name)
     if direct is not None and await copy_direct(st, spec, entity, direct, latest):
-        counts.inserted += len(latest)
+        change.inserted += len(latest)
         counts.tables[spec.name] = counts.tables.get(spec.name, 0) + len(latest)
         return
     staged = list(staged_rows(entity, latest))
     # The anti-join starts in Python: only rows whose stored hash differs are staged at all.
     known = await stored_hashes(st, spec.name, list(latest)) if st.had[spec.name] else {}
     changed = [t for t in staged if known.get(t[0]) != t[1]]
-    counts.unchanged += len(staged) - len(changed)
+    change.unchanged += len(staged) - len(changed)
     if not changed:
         return
     plan = entity.plan
     await st.stage(plan, changed)
     result = await st.conn.fetchrow(entity.merge, st.source, st.run_id)
-    counts.inserted += result["inserted"]
-    counts.updated += result["updated"]
-    counts.unchanged += len(changed) - result["inserted"] - result["updated"]
+    change.inserted += result["inserted"]
+    change.updated += result["updated"]
+    change.unchanged += len(changed) - result["inserted"] - result["updated"]
     counts.tables[spec.name] = counts.tables.get(spec.name, 0) + result["inserted"] + result["updated"]
 
 

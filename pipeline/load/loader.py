@@ -29,11 +29,14 @@ class Loader:
         source: str,
         run_id: int | None,
         owned_tables: Iterable[str] | None = None,
+        main_tables: Iterable[str] | None = None,
     ) -> None:
         self._staging = Staging(conn, source, run_id)
         # Owner rows of these tables carry their complete link sets; other owner rows (a media
         # included in an episodes page) leave the links they do not mention alone.
         self.owned_tables = None if owned_tables is None else frozenset(owned_tables)
+        # The tables whose rows the counts' inserted/updated/unchanged are (default: the owned ones).
+        self.main_tables = self.owned_tables if main_tables is None else frozenset(main_tables)
 
     @property
     def conn(self) -> asyncpg.Connection:
@@ -98,6 +101,7 @@ class Loader:
                 del st.plans[name]
                 st.entity_plans.pop(name, None)
             raise
+        counts.settle(self.main_tables)
         return counts
 
     async def _insert_rejects(self, batch: Batch) -> None:

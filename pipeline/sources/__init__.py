@@ -4,6 +4,7 @@ A connector module ``pipeline.sources.<kind>`` exposes::
 
     def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -> streams.Stream
     def client_options(source: SourceSettings) -> dict[str, Any]     # optional: ServiceClient kwargs
+    def main_tables(resource: str) -> tuple[str, ...]                 # what a stream's counts count
 
 ``build_stream`` and ``open_client`` below are what the runner is given as its stream and client
 factories.
@@ -38,6 +39,13 @@ async def open_client(source: SourceSettings) -> AsyncIterator[ServiceClient]:
     options: dict[str, Any] = module.client_options(source) if hasattr(module, "client_options") else {}
     async with ServiceClient(source, **options) as client:
         yield client
+
+
+def main_tables(kind: str, resource: str) -> tuple[str, ...]:
+    """The tables a ``kind``/``resource`` stream's inserted/updated/unchanged count (its connector's
+    ``main_tables``; rows written elsewhere are its ``other_rows``)."""
+    found: tuple[str, ...] = connector(kind).main_tables(resource)
+    return found
 
 
 def window_refusal(source: SourceSettings) -> str | None:

@@ -86,6 +86,11 @@ def client_options(source: SourceSettings) -> dict[str, Any]:
     return {"body_check": graphql_body_check}
 
 
+def main_tables(resource: str) -> tuple[str, ...]:
+    """The tables a ``resource`` stream's inserted/updated/unchanged count (its other rows apart)."""
+    return ("catalog.media",)
+
+
 def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -> AniListStream:
     check_resource(source, resource, TYPES)
     return AniListStream(source, resource, client)
@@ -188,7 +193,7 @@ class AniListStream:
         self.source = source
         self.resource = resource
         self.client = client
-        self.owned_tables = ("catalog.media",)
+        self.owned_tables = self.main_tables = main_tables(resource)
         self.auth_identity = auth_identity(source)
         self.stats = RequestStats()
         boundaries = source.options.get("partition_years")
@@ -365,5 +370,6 @@ __all__ = [
     "Partition",
     "build_stream",
     "client_options",
+    "main_tables",
     "partitions",
 ]

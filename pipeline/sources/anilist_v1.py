@@ -58,6 +58,11 @@ def client_options(source: SourceSettings) -> dict[str, Any]:
     return {}
 
 
+def main_tables(resource: str) -> tuple[str, ...]:
+    """The tables a ``resource`` stream's inserted/updated/unchanged count (its other rows apart)."""
+    return ("catalog.media",)
+
+
 def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -> AniListV1Stream:
     check_resource(source, resource, TYPES)
     return AniListV1Stream(source, resource, client)
@@ -72,7 +77,7 @@ class AniListV1Stream:
         self.source = source
         self.resource = resource
         self.client = client
-        self.owned_tables = ("catalog.media",)
+        self.owned_tables = self.main_tables = main_tables(resource)
         self.auth_identity = auth_identity(source)
         self.stats = RequestStats()
         self.series_pages = option(source, "series_pages", False, bool)
@@ -173,4 +178,4 @@ class AniListV1Stream:
         return response.data, response.nbytes
 
 
-__all__ = ["AniListV1Stream", "build_stream", "client_options"]
+__all__ = ["AniListV1Stream", "build_stream", "client_options", "main_tables"]

@@ -86,6 +86,11 @@ class Route:
     slim: tuple[
         str, ...
     ] = ()  # included types cut to one field (``fields[type]=slug``): only linkage is read
+    main: tuple[str, ...] | None = None  # what the counts are about, when not every owned table
+
+    @property
+    def counted(self) -> tuple[str, ...]:
+        return self.owned if self.main is None else self.main
 
 
 ROUTES: dict[str, Route] = {
@@ -99,6 +104,7 @@ ROUTES: dict[str, Route] = {
         ("catalog.characters", "catalog.media_characters"),
         include="character",
         deletes=False,
+        main=("catalog.media_characters",),  # a character in two media is included twice
     ),
 }
 
@@ -114,6 +120,11 @@ def client_options(source: SourceSettings) -> dict[str, Any]:
     if not r18_enabled(source):
         options["auth"] = NoAuth(source.name)
     return options
+
+
+def main_tables(resource: str) -> tuple[str, ...]:
+    """The tables a ``resource`` stream's inserted/updated/unchanged count (its other rows apart)."""
+    return ROUTES[resource].counted
 
 
 def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -> KitsuStream:
@@ -133,6 +144,7 @@ class KitsuStream:
         self.client = client
         self.route = ROUTES[resource]
         self.owned_tables = self.route.owned
+        self.main_tables = self.route.counted
         self.auth_identity = auth_identity(source, enabled=r18_enabled(source))
         self.stats = RequestStats()
         self.width = option(source, "parallel_pages", source.max_in_flight, int)
@@ -361,4 +373,12 @@ def newest_first(stamps: Sequence[datetime | None], previous: datetime | None) -
     return all(a >= b for a, b in pairwise(known))
 
 
-__all__ = ["ROUTES", "KitsuStream", "build_stream", "client_options", "newest_first", "updated_at"]
+__all__ = [
+    "ROUTES",
+    "KitsuStream",
+    "build_stream",
+    "client_options",
+    "main_tables",
+    "newest_first",
+    "updated_at",
+]

@@ -47,6 +47,11 @@ OWNED = {
 MAX_EXTRA_PASSES = 3
 
 
+def main_tables(resource: str) -> tuple[str, ...]:
+    """The tables a ``resource`` stream's inserted/updated/unchanged count (its other rows apart)."""
+    return OWNED[resource]
+
+
 def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -> NekosStream:
     if resource not in PATHS:
         raise ConfigError(
@@ -72,7 +77,7 @@ class NekosStream:
         self.resource = resource
         self.client = client
         self.stats = RequestStats()
-        self.owned_tables = OWNED[resource]
+        self.owned_tables = self.main_tables = main_tables(resource)
         # The token's scopes decide what is listed: a scan made without one never deletes after one with.
         self.auth_identity = "bearer" if isinstance(source.auth, BearerAuth) else "anonymous"
         self.path = PATHS[resource]
@@ -191,4 +196,4 @@ class NekosStream:
         return [task.result() for task in running]
 
 
-__all__ = ["OWNED", "PATHS", "NekosStream", "build_stream"]
+__all__ = ["OWNED", "PATHS", "NekosStream", "build_stream", "main_tables"]

@@ -73,6 +73,11 @@ def client_options(source: SourceSettings) -> dict[str, Any]:
     return {}
 
 
+def main_tables(resource: str) -> tuple[str, ...]:
+    """The tables a ``resource`` stream's inserted/updated/unchanged count (its other rows apart)."""
+    return (f"production.{resource}",)
+
+
 def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -> ZouStream:
     if resource not in ROUTES and resource != EVENTS:
         raise ConfigError(
@@ -97,7 +102,7 @@ class ZouStream:
         self.resource = resource
         self.client = client
         self.stats = RequestStats()
-        self.owned_tables = (f"production.{resource}",)
+        self.owned_tables = self.main_tables = main_tables(resource)
         auth = source.auth
         self.auth_identity = f"user:{auth.email.lower()}" if isinstance(auth, ZouJWTAuth) else "anonymous"
         options = source.options
@@ -321,4 +326,4 @@ class ZouStream:
         return response.data, response.nbytes
 
 
-__all__ = ["ROUTES", "ZouStream", "build_stream", "client_options", "event_time"]
+__all__ = ["ROUTES", "ZouStream", "build_stream", "client_options", "event_time", "main_tables"]

@@ -78,7 +78,15 @@ def series(families: dict[str, Any], name: str) -> dict[tuple[str, str], Any]:
 
 def test_render_gives_one_series_per_stream_and_figure() -> None:
     """Two streams: every figure once per stream, labelled command/source/stream, values as given."""
-    figures = {"inserted": 3, "updated": 2, "unchanged": 5, "deleted": 1, "rejected": 4, "requests": 9}
+    figures = {
+        "inserted": 3,
+        "updated": 2,
+        "unchanged": 5,
+        "other_rows": 6,
+        "deleted": 1,
+        "rejected": 4,
+        "requests": 9,
+    }
     a = StreamResult(
         "kitsu",
         "anime",
@@ -108,6 +116,8 @@ def test_render_gives_one_series_per_stream_and_figure() -> None:
         assert all(s.labels["command"] == "sync" for s in per.values())
     kitsu = {name: series(families, name)[("kitsu", "anime")].value for name in STREAM_FIGURES}
     assert kitsu["pipeline_stream_records_inserted"] == 3
+    assert kitsu["pipeline_stream_records_unchanged"] == 5
+    assert kitsu["pipeline_stream_other_rows_written"] == 6
     assert kitsu["pipeline_stream_records_deleted"] == 1
     assert kitsu["pipeline_stream_rate_limited_responses"] == 1
     assert kitsu["pipeline_stream_duration_seconds"] == 1.5

@@ -13,12 +13,12 @@ import pipeline.models  # noqa: F401  (the unified table specs compared below)
 from pipeline import tables
 from pipeline.replay import replay
 from pipeline.runner import run_sync
-from pipeline.runs import RunSummary
+from pipeline.runs import RunSummary, StreamResult
 from pipeline.sandbox import nekos as nekos_sim
 from pipeline.sandbox import zou as zou_sim
 from pipeline.sandbox.server import SERVICES, Sandbox, source_settings, start_sandbox
 from pipeline.settings import Settings, parse_settings
-from pipeline.sources import build_stream, open_client
+from pipeline.sources import build_stream, main_tables, open_client
 
 pytestmark = pytest.mark.db
 
@@ -94,10 +94,54 @@ async def snapshot(pool: asyncpg.Pool) -> dict[str, list[tuple[Any, ...]]]:
         return {spec.name: await table_rows(conn, spec) for spec in unified()}
 
 
+async def main_table_figures(
+    settings: Settings, pool: asyncpg.Pool, streams: list[StreamResult], figure: str
+) -> dict[tuple[str, tuple[str, ...]], tuple[int, int]]:
+    """(source, main tables) → (the streams' ``figure`` summed, the live rows of those tables)."""
+    summed: dict[tuple[str, tuple[str, ...]], int] = {}
+    for r in streams:
+        key = (r.source, main_tables(settings.sources[r.source].kind, r.resource))
+        summed[key] = summed.get(key, 0) + getattr(r, figure)
+    out = {}
+    for (source, main), n in summed.items():
+        rows = 0
+        for table in main:
+            sql = f"SELECT count(*) FROM {table} WHERE source = $1 AND deleted_at IS NULL"
+            rows += await pool.fetchval(sql, source)
+        out[(source, main)] = (n, rows)
+    return out
+
+
+async def check_first_counts(settings: Settings, pool: asyncpg.Pool, first: RunSummary) -> None:
+    """Into empty tables, a stream's figures are rows of its main tables, all inserted, and they
+    agree with the database; what includes and nested objects brought is counted apart."""
+    assert [(r.source, r.resource) for r in first.streams if r.updated or r.unchanged] == []
+    assert [(r.source, r.resource) for r in first.streams if not 0 < r.inserted <= r.records] == []
+    found = await main_table_figures(settings, pool, first.streams, "inserted")
+    assert {key: n for key, (n, _) in found.items()} == {key: rows for key, (_, rows) in found.items()}
+    others = {(r.source, r.resource): r.other_rows for r in first.streams}
+    assert others[("anilist", "anime")] > 0  # studios, tags, characters, links
+    assert others[("kitsu", "anime")] > 0  # the categories each page includes
+
+
+async def check_rescan_counts(settings: Settings, pool: asyncpg.Pool, second: RunSummary) -> None:
+    """A re-scan of unchanged sources: nothing inserted or updated, every main-table row unchanged."""
+    rescans = [r for r in second.streams if r.mode == "full"]
+    assert {r.source for r in rescans} >= {"kitsu", "anilist_v1", "nekos"}
+    assert [
+        (r.source, r.resource, r.inserted, r.updated, r.unchanged, r.records)
+        for r in rescans
+        if r.inserted or r.updated
+    ] == []
+    found = await main_table_figures(settings, pool, rescans, "unchanged")
+    assert {key: n for key, (n, _) in found.items()} == {key: rows for key, (_, rows) in found.items()}
+
+
 async def test_replay_rebuilds_every_kind_row_for_row(sandbox: Sandbox, pool: asyncpg.Pool) -> None:
     """Sync all five sources, empty the unified tables, stop the APIs, replay: the same rows again."""
     settings = all_sources(sandbox)
-    await sync(settings, pool)
+    first = await sync(settings, pool)
+    await check_first_counts(settings, pool, first)
     studio = sandbox.ctx.state["zou"]
     assert isinstance(studio, zou_sim.ZouService)
     task, status = sorted(studio.store.rows("tasks"))[0], sorted(studio.store.rows("task-status"))[-1]
@@ -105,6 +149,7 @@ async def test_replay_rebuilds_every_kind_row_for_row(sandbox: Sandbox, pool: as
     person = sorted(studio.store.rows("persons"))[0]
     studio.add("comments", {"object_id": task, "object_type": "Task", "person_id": person, "text": "ok"})
     second = await sync(settings, pool)  # Zou reads its events log: production.events gets rows
+    await check_rescan_counts(settings, pool, second)
     assert {r.mode for r in second.streams if r.source == "zou"} == {"incremental"}
     before = await snapshot(pool)
     unsynced = {  # no connector fills them yet

@@ -55,3 +55,24 @@ def test_the_summary_names_the_limiter_wait_as_summed_over_workers() -> None:
     run = dict.fromkeys(RunResult.__dataclass_fields__)
     run.update(run_id=1, command="sync", status="succeeded", streams=(StreamSummary(**fields),))
     assert "worker wait s" in render_summary(RunResult(**run))
+
+
+def test_counts_are_the_main_tables_rows_and_other_tables_are_apart() -> None:
+    """An anime page inserts 3 media and brings 2 new studios and 7 link rows: "inserted 3", and
+    the studios and links are other rows; summed batches settle the same way."""
+    from pipeline.load.counts import LoadCounts, TableChange
+
+    batch = LoadCounts(links_written=7)
+    batch.change("catalog.media").add(TableChange(inserted=3))
+    batch.change("catalog.companies").add(TableChange(inserted=2, unchanged=4))
+    batch.settle({"catalog.media"})
+    assert (batch.inserted, batch.updated, batch.unchanged, batch.other_rows) == (3, 0, 0, 9)
+    again = LoadCounts()
+    again.change("catalog.media").add(TableChange(updated=1, unchanged=2))
+    again.settle({"catalog.media"})
+    total = LoadCounts()
+    total.add(batch)
+    total.add(again)
+    assert (total.inserted, total.updated, total.unchanged, total.other_rows) == (3, 1, 2, 9)
+    total.settle(None)  # no main tables known: every table counts
+    assert (total.inserted, total.updated, total.unchanged, total.other_rows) == (5, 1, 6, 7)
