@@ -209,8 +209,19 @@ class _Consumer:
         self.complete: bool | None = None  # False: the connector knows its scan missed records
         self.pending = _Pending()
         self.busy = False  # the load task is writing a batch
+        self.bar = f"{stream.source.name}/{stream.resource}"
+        self.bar_total: int | None = None  # records this run should load, from the API's count
+
+    def hint(self, total: int) -> None:
+        """A total the API gave: the bar shows it (less what a resumed scan already loaded) and an ETA."""
+        remaining = max(total - len(self.tracker.state.seen_ids), 0)
+        if remaining != self.bar_total:
+            self.bar_total = remaining
+            self.ctx.progress.advance(self.bar, 0, remaining)
 
     def absorb(self, page: Page) -> None:
+        if page.total_hint is not None:
+            self.hint(page.total_hint)
         try:
             part = transform(self.kind, self.stream.resource, page.doc, self.context)
         except SkippableRecordError as exc:  # the transform gave up on the whole page
@@ -267,7 +278,7 @@ class _Consumer:
         r.rejected += counts.rejected
         # A tombstone is usually given for the unified table and for raw: count each record once.
         r.deleted += len({i for ids in p.deletes.values() for i in ids})
-        self.ctx.progress.advance(f"{state.source}/{state.resource}", len(p.batch), state.expected_total)
+        self.ctx.progress.advance(self.bar, len(p.batch))
         self.check_rejects(final=False)
 
     def check_rejects(self, *, final: bool) -> None:
@@ -576,7 +587,7 @@ async def run_stream(
                 state = await begin(conn, stream)
                 r.mode, r.backfill_id = state.mode, state.backfill_id
                 r.stream_run_id = await runs.start_stream_run(conn, ctx.run_id, r)
-                ctx.progress.start(f"{name}/{stream.resource}", state.expected_total)
+                ctx.progress.start(f"{name}/{stream.resource}", None)  # totals come with pages
                 await _pump(ctx, stream, state, conn, r, ctx.stream_deadline(started))
                 r.status = "succeeded"
             except Sampled as exc:

@@ -188,6 +188,9 @@ class Page:
     key: int | None = None  # scan page number (or offset): the unit of resumable progress
     cursor: Cursor | None = None
     expected_total: int | None = None
+    # The API's count of the stream's records as the page reports it (Kitsu meta.count, a
+    # pagination total): the progress bar's total and ETA only, never a reason to delete.
+    total_hint: int | None = None
     nbytes: int = 0
     deletes: dict[str, list[str]] = field(default_factory=dict)
     # The connector's word on its scan, given with its last page: False = it knows it missed pages

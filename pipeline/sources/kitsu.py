@@ -247,7 +247,7 @@ class KitsuStream:
         paginator.update(first)
         total = paginator.total
         if 0 not in state.committed:
-            yield Page(first, key=0, nbytes=nbytes, url=self._url(opening))
+            yield Page(first, key=0, nbytes=nbytes, url=self._url(opening), total_hint=total)
         if total is None:  # no meta.count: walk links.next, one page at a time
             async for page in self._follow(paginator, state):
                 yield page
@@ -306,9 +306,11 @@ class KitsuStream:
             number, request = item
             doc, size = await self._get(request)
             count = doc.get("meta", {}).get("count") if isinstance(doc, Mapping) else None
-            if isinstance(count, int):
-                counts.add(count)
-            return Page(doc, key=number if keyed else None, nbytes=size, url=self._url(request))
+            hint = count if isinstance(count, int) else None
+            if hint is not None:
+                counts.add(hint)
+            key = number if keyed else None
+            return Page(doc, key=key, nbytes=size, url=self._url(request), total_hint=hint)
 
         async for page in completed(todo, fetch, self.width):
             yield page

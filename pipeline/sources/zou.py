@@ -299,7 +299,8 @@ class ZouStream:
                     last = max(last, -(-body["total"] // limit))
                     self._pass_total = body["total"]
                 if seen is None:
-                    yield Page(body, key=n, cursor=cursor, nbytes=nbytes), ids
+                    page = Page(body, key=n, cursor=cursor, nbytes=nbytes, total_hint=self._pass_total)
+                    yield page, ids
                     continue
                 fresh = [r for r in rows if str(r.get("id")) not in seen]
                 if fresh:
