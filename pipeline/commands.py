@@ -291,7 +291,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         "last",
         "last success",
         "lag h",
-        "rows",
+        "raw records",  # live raw.records of the resource (Kitsu characters: the characters)
         "checkpoint",
         "scan",
         "next",
