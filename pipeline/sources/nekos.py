@@ -108,9 +108,9 @@ class NekosStream:
                 total = _total(body) or total
                 count = min(max(count, -(-total // self.limit)), cap or default_max_pages(total, self.limit))
                 fresh = self._absorb(n, body, seen, holders, suspects)
-                page = Page(self._with(body, fresh), key=n, nbytes=nbytes, url=self._url(n))
-                page.total_hint = total or None
-                yield page
+                yield Page(
+                    self._with(body, fresh), key=n, nbytes=nbytes, url=self._url(n), total_hint=total or None
+                )
         budget = cap or default_max_pages(total, self.limit) * (MAX_EXTRA_PASSES + 1)
         passes = 0
         while len(seen) < total and passes < MAX_EXTRA_PASSES and requests < budget:

@@ -93,7 +93,7 @@ async def test_a_resumed_scan_shows_what_is_left(sandbox: Sandbox, pool: asyncpg
     only = {"sources": ["nekos"], "resources": ["images"]}
 
     class Stop(Exception):
-        pass
+        """The interruption: the stream fails after its third page, its committed pages kept."""
 
     seen = 0
     real_factory = build_stream
