@@ -99,7 +99,14 @@ class Tracker:
     state: StreamState
     lag_seconds: float
     run_id: int | None
-    owned_tables: tuple[str, ...] = ()
+    owned_tables: tuple[str, ...] = ()  # what a verified delete soft-deletes (the stream's main tables)
+    # The raw resource of the records the stream lists (Kitsu ``characters``: media-characters),
+    # when not the stream's own name: what the scan counts, and deletes.
+    record_resource: str | None = None
+
+    @property
+    def raw_resource(self) -> str:
+        return self.record_resource or self.state.resource
 
     def hook(
         self,
@@ -166,7 +173,7 @@ class Tracker:
                                  WHERE s.scan_id = $3 AND s.source_id = r.source_id)
                ORDER BY r.source_id""",
             self.state.source,
-            self.state.resource,
+            self.raw_resource,
             self.state.scan_id,
         )
         return [r["source_id"] for r in rows]
@@ -296,7 +303,7 @@ class Tracker:
         live = await conn.fetchval(
             "SELECT count(*) FROM raw.records WHERE source = $1 AND resource = $2 AND deleted_at IS NULL",
             state.source,
-            state.resource,
+            self.raw_resource,
         )
         share = len(doomed) / live if live else 1.0
         if share > max_delete_share and not allow_deletes:
@@ -307,7 +314,7 @@ class Tracker:
                 "really lost them, run again with --allow-deletes (sync or backfill), or raise "
                 f"[sources.{state.source}] max_delete_share"
             )
-        return await delete_ids(conn, state.source, state.resource, doomed, self.owned_tables)
+        return await delete_ids(conn, state.source, self.raw_resource, doomed, self.owned_tables)
 
 
 class ScanIncomplete(Exception):

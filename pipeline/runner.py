@@ -365,9 +365,13 @@ async def _pump(
     deadline: float | None = None,
 ) -> None:
     queue: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=ctx.settings.pipeline.queue_pages)
-    tracker = Tracker(state, ctx.settings.pipeline.cursor_lag_seconds, ctx.run_id, stream.owned_tables)
     main = getattr(stream, "main_tables", None)  # optional: the owned tables when absent
-    loader = Loader(conn, state.source, ctx.run_id, stream.owned_tables, main)
+    records = getattr(stream, "record_resource", None)  # optional: the raw records of the stream's name
+    lag = ctx.settings.pipeline.cursor_lag_seconds
+    # A verified delete reaches the rows keyed by the listed records: the main tables (a Kitsu
+    # media-staff scan deletes credits, never the people it included).
+    tracker = Tracker(state, lag, ctx.run_id, tuple(main or stream.owned_tables), records)
+    loader = Loader(conn, state.source, ctx.run_id, stream.owned_tables, main, record_resource=records)
     needs = transform_spec(stream.source.kind, stream.resource).context
     context = await read_context(conn, state.source, needs)
     consumer = _Consumer(ctx, stream, tracker, loader, r, context)

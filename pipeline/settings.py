@@ -33,7 +33,19 @@ KINDS = ("kitsu", "anilist", "anilist_v1", "zou", "nekos")
 Kind = Literal["kitsu", "anilist", "anilist_v1", "zou", "nekos"]
 
 RESOURCES: dict[str, tuple[str, ...]] = {
-    "kitsu": ("anime", "manga", "episodes", "categories", "mappings", "characters"),
+    "kitsu": (
+        "anime",
+        "manga",
+        "episodes",
+        "categories",
+        "mappings",
+        "characters",
+        "media-staff",
+        "media-productions",
+        "media-relationships",
+        "streaming-links",
+        "character-voices",
+    ),
     "anilist": ("anime", "manga"),
     "anilist_v1": ("anime", "manga"),
     "zou": (

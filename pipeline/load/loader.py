@@ -31,8 +31,13 @@ class Loader:
         owned_tables: Iterable[str] | None = None,
         main_tables: Iterable[str] | None = None,
     ) -> None:
+        *,
+        record_resource: str | None = None,
         self._staging = Staging(conn, source, run_id)
         # Owner rows of these tables carry their complete link sets; other owner rows (a media
+        # A scan marks seen only the records it lists (``None``: every raw record of a batch), so
+        # included people or producers neither pass for nor hide a listed record with their id.
+        self.record_resource = record_resource
         # included in an episodes page) leave the links they do not mention alone.
         self.owned_tables = None if owned_tables is None else frozenset(owned_tables)
         # The tables whose rows the counts' inserted/updated/unchanged are (default: the owned ones).
@@ -82,14 +87,23 @@ class Loader:
                     if isinstance(spec, LinkTable):
                         await replace_links(st, spec, batch, counts, self.owned_tables)
                 if land_raw and batch.raw:
-                    await upsert_raw(st, batch.raw, counts, seen_scan)
+                    await upsert_raw(st, batch.raw, counts, seen_scan, self.record_resource)
                 if batch.rejects:
                     await self._insert_rejects(batch)
                     counts.rejected = len(batch.rejects)
                     # A rejected record still exists at the source: the scan saw it, so it is not
                     # deleted (nor a reason to call the scan incomplete).
-                    rejected = {str(r.source_id) for r in batch.rejects if r.source_id is not None}
-                    loaded = {str(r.source_id) for r in batch.raw} if land_raw else set()
+                    listed = self.record_resource
+                    rejected = {
+                        str(r.source_id)
+                        for r in batch.rejects
+                        if r.source_id is not None and listed in (None, r.resource)
+                    }
+                    loaded = (
+                        {str(r.source_id) for r in batch.raw if listed in (None, r.resource)}
+                        if land_raw
+                        else set()
+                    )
                     if seen_scan is not None and rejected - loaded:
                         await mark_seen(st, seen_scan, sorted(rejected - loaded))
                 if nested and st.staged:

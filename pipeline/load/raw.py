@@ -89,14 +89,21 @@ def stage_copy_data(rows: Iterable[tuple[str, str, bytes, bytes]]) -> bytes:
 
 
 async def upsert_raw(
-    st: Staging, records: list[RawRecord], counts: LoadCounts, seen_scan: str | None
+    st: Staging,
+    records: list[RawRecord],
+    counts: LoadCounts,
+    seen_scan: str | None,
+    listed: str | None = None,
 ) -> None:
+    """Land ``records``; mark those of resource ``listed`` (all, when None) seen by ``seen_scan``."""
     plan = await st.plan("raw.records", RAW_STAGED)
     latest: dict[tuple[str, str], RawRecord] = {}
     for record in records:
         latest[record.resource, str(record.source_id)] = record  # the last version wins
     if seen_scan is not None:
-        await mark_seen(st, seen_scan, list({sid for _, sid in latest}))
+        seen = {sid for res, sid in latest if listed is None or res == listed}
+        if seen:
+            await mark_seen(st, seen_scan, list(seen))
     had = [resource for resource in sorted({res for res, _ in latest}) if await had_raw(st, resource)]
     if not had and await copy_raw(st, latest):
         counts.raw_written += len(latest)

@@ -9,6 +9,7 @@ are throttled at 15 a minute per client with Rack::Attack's plain-text 429.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,9 +21,15 @@ from pipeline.sandbox import jsonapi, kitsu_render
 from pipeline.sandbox.core import SandboxContext, client_key, json_response, service_app
 from pipeline.sandbox.jsonapi import JsonApiError, Page
 from pipeline.sandbox.kitsu_views import (
+    STREAMERS,
     KitsuView,
     Mapping,
     MediaCharacter,
+    Production,
+    Relation,
+    Staff,
+    StreamingLink,
+    Voice,
     build_view,
     episode_count,
     episode_id,
@@ -91,7 +98,26 @@ def create_app(ctx: SandboxContext) -> web.Application:
     app.router.add_get(f"{PREFIX}/characters/{{id}}", routes.wrap(routes.character_one, ""))
     app.router.add_get(f"{PREFIX}/media-characters", routes.wrap(routes.media_characters, ""))
     app.router.add_get(f"{PREFIX}/media-characters/{{id}}", routes.wrap(routes.media_character_one, ""))
+    for path in JOINS:
+        app.router.add_get(f"{PREFIX}/{path}", routes.wrap(routes.joins, path))
+        app.router.add_get(f"{PREFIX}/{path}/{{id}}", routes.wrap(routes.join_one, path))
+    app.router.add_get(f"{PREFIX}/people", routes.wrap(routes.people, ""))
+    app.router.add_get(f"{PREFIX}/people/{{id}}", routes.wrap(routes.person_one, ""))
+    app.router.add_get(f"{PREFIX}/producers", routes.wrap(routes.producers, ""))
+    app.router.add_get(f"{PREFIX}/producers/{{id}}", routes.wrap(routes.producer_one, ""))
+    app.router.add_get(f"{PREFIX}/streamers", routes.wrap(routes.streamers, ""))
     return app
+
+
+# The join resources of a work, as the real server names them: path → (JSON:API type, relationships).
+JOINS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "media-staff": ("mediaStaff", ("media", "person")),
+    "media-productions": ("mediaProductions", ("media", "company")),
+    "media-relationships": ("mediaRelationships", ("source", "destination")),
+    "streaming-links": ("streamingLinks", ("streamer", "media")),
+    "character-voices": ("characterVoices", ("mediaCharacter", "person", "licensor")),
+}
+Join = Staff | Production | Relation | StreamingLink | Voice
 
 
 def _int_id(request: web.Request) -> int:
@@ -528,6 +554,137 @@ class _Routes:
         if not found:
             raise jsonapi.not_found(str(mc_id))
         return call.single(self._media_character(call, found[0]))
+
+    # -- staff, productions, relationships, streaming links, voices ------------------------------
+    def _join_items(self, call: _Call, path: str) -> list[Join]:
+        view = call.view
+        items: dict[str, list[Any]] = {
+            "media-staff": view.staff,
+            "media-productions": view.productions,
+            "media-relationships": view.relations,
+            "streaming-links": view.streaming_links,
+            "character-voices": view.voices,
+        }
+        found: list[Join] = items[path]
+        if call.authed:
+            return found
+        return [item for item in found if all(call.can_see(w) for w in _join_works(item))]
+
+    def _join(self, call: _Call, path: str, item: Join, includes: Sequence[str]) -> dict[str, Any]:
+        kind, relationships = JOINS[path]
+        base = call.base
+        attributes: dict[str, Any]
+        works: dict[str, Work] = {}
+        related: dict[str, dict[str, Any]] = {}
+        if isinstance(item, Staff):
+            attributes, works["media"] = {"role": item.role}, item.work
+            related["person"] = kitsu_render.person_resource(item.person, base)
+        elif isinstance(item, Production):
+            attributes, works["media"] = {"role": item.role}, item.work
+            related["company"] = kitsu_render.producer_resource(item.company, base)
+        elif isinstance(item, Relation):
+            attributes = {"role": item.role}
+            works["source"], works["destination"] = item.work, item.other
+        elif isinstance(item, StreamingLink):
+            attributes = {"url": _stream_url(item), "subs": item.subs, "dubs": item.dubs}
+            works["media"] = item.work
+            count = sum(1 for link in call.view.streaming_links if link.streamer == item.streamer)
+            related["streamer"] = kitsu_render.streamer_resource(item.streamer, count, base)
+        else:
+            attributes = {"locale": item.locale}
+            related["mediaCharacter"] = self._media_character(call, item.appearance)
+            related["person"] = kitsu_render.person_resource(item.person, base)
+        work = item.appearance.work if isinstance(item, Voice) else item.work
+        resource = kitsu_render.link_resource(kind, item.id, work, attributes, relationships, base)
+        rels = resource["relationships"]
+        for name in includes:
+            name = name.split(".")[0]
+            if name in works:
+                target = works[name]
+                rels[name]["data"] = {"type": target.kind, "id": str(target.kitsu_id)}
+                if call.can_see(target):
+                    call.include(self._media(call, target, ()))
+            elif name in related:
+                rels[name]["data"] = {"type": related[name]["type"], "id": related[name]["id"]}
+                call.include(related[name])
+        return resource
+
+    def joins(self, call: _Call, path: str) -> web.Response:
+        request = call.request
+        includes = jsonapi.parse_list(request, "include")
+        kind, relationships = JOINS[path]
+        jsonapi.check_includes(includes, relationships, kind)
+        page = jsonapi.parse_page(request)
+        found = self._join_items(call, path)
+        wanted = _id_filter(request)
+        if wanted is not None:
+            found = [item for item in found if item.id in wanted]
+        if _sort_key(request, ("id",)) == "-id":
+            found = found[::-1]
+        chunk = found[page.offset : page.offset + page.limit]
+        return call.listing([self._join(call, path, item, includes) for item in chunk], page, len(found))
+
+    def join_one(self, call: _Call, path: str) -> web.Response:
+        wanted = _int_id(call.request)
+        found = self._join_items(call, path)
+        at = bisect.bisect_left([item.id for item in found], wanted)
+        if at == len(found) or found[at].id != wanted:
+            raise jsonapi.not_found(str(wanted))
+        includes = jsonapi.parse_list(call.request, "include")
+        kind, relationships = JOINS[path]
+        jsonapi.check_includes(includes, relationships, kind)
+        return call.single(self._join(call, path, found[at], includes))
+
+    def people(self, call: _Call, _: str) -> web.Response:
+        return self._plain(call, self.ctx.need_world().people, kitsu_render.person_resource)
+
+    def person_one(self, call: _Call, _: str) -> web.Response:
+        people = self.ctx.need_world().people
+        index = _int_id(call.request) - 1
+        if not 0 <= index < len(people):
+            raise jsonapi.not_found(call.request.match_info["id"])
+        return call.single(kitsu_render.person_resource(people[index], call.base))
+
+    def producers(self, call: _Call, _: str) -> web.Response:
+        return self._plain(call, self.ctx.need_world().companies, kitsu_render.producer_resource)
+
+    def producer_one(self, call: _Call, _: str) -> web.Response:
+        companies = self.ctx.need_world().companies
+        index = _int_id(call.request) - 1
+        if not 0 <= index < len(companies):
+            raise jsonapi.not_found(call.request.match_info["id"])
+        return call.single(kitsu_render.producer_resource(companies[index], call.base))
+
+    def _plain(
+        self, call: _Call, items: Sequence[Any], render: Callable[[Any, str], dict[str, Any]]
+    ) -> web.Response:
+        page = jsonapi.parse_page(call.request)
+        wanted = _id_filter(call.request)
+        found = list(items) if wanted is None else [i for i in items if i.kitsu_id in wanted]
+        if _sort_key(call.request, ("id",)) == "-id":
+            found = found[::-1]
+        chunk = found[page.offset : page.offset + page.limit]
+        return call.listing([render(item, call.base) for item in chunk], page, len(found))
+
+    def streamers(self, call: _Call, _: str) -> web.Response:
+        page = jsonapi.parse_page(call.request, max_limit=None)  # ``paginator :unlimited``
+        counts: dict[int, int] = {}
+        for link in call.view.streaming_links:
+            counts[link.streamer[0]] = counts.get(link.streamer[0], 0) + 1
+        chunk = STREAMERS[page.offset : page.offset + page.limit]
+        rendered = [kitsu_render.streamer_resource(s, counts.get(s[0], 0), call.base) for s in chunk]
+        return call.listing(rendered, page, len(STREAMERS))
+
+
+def _join_works(item: Join) -> tuple[Work, ...]:
+    if isinstance(item, Relation):
+        return item.work, item.other
+    return (item.appearance.work,) if isinstance(item, Voice) else (item.work,)
+
+
+def _stream_url(link: StreamingLink) -> str:
+    site = link.streamer[1].lower().replace(" ", "")
+    return f"https://www.{site}.com/watch/{link.work.slug}"
 
 
 def _oauth_error(error: str, status: int = 400) -> web.Response:

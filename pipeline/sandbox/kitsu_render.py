@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from pipeline.sandbox.jsonapi import relationship_links
-from pipeline.sandbox.world import Category, Character, Work
+from pipeline.sandbox.world import Category, Character, Company, Person, Work
 
 BUMP_PERIOD = 6 * 3600.0  # AverageRatingUpdateWorker: cron '0 0 */6 * * *' touches every media row
 BUMP_LAG = 4.037  # the job takes a few seconds; real rows show ``…T12:00:04.037Z``
@@ -29,6 +29,7 @@ ANIME_RELATIONSHIPS = (
 )  # fmt: skip
 MANGA_RELATIONSHIPS = (*MEDIA_RELATIONSHIPS, "chapters", "mangaCharacters", "mangaStaff")
 JST = timezone(timedelta(hours=9))
+KITSU_EPOCH = 1_361_376_000.0  # 2013-02-20, when the catalogue was first imported
 
 
 def iso(epoch: float) -> str:
@@ -245,4 +246,83 @@ def character_resource(char: Character, base: str) -> dict[str, Any]:
         "relationships": relationship_links(
             self_url, ("primaryMedia", "castings", "mediaCharacters", "quotes")
         ),
+    }
+
+
+def person_resource(person: Person, base: str) -> dict[str, Any]:
+    """A ``people`` record: ``malId`` is always the placeholder string the real server sends."""
+    self_url = f"{base}/people/{person.kitsu_id}"
+    image = None
+    if person.index % 5:
+        url = f"https://media.kitsu.app/people/images/{person.kitsu_id}"
+        image = {"original": f"{url}/original.jpg", "meta": {"dimensions": {}}}
+    return {
+        "id": str(person.kitsu_id),
+        "type": "people",
+        "links": {"self": self_url},
+        "attributes": {
+            "createdAt": iso(person.created_at),
+            "updatedAt": iso(person.created_at + 86400 * (person.index % 300)),
+            "image": image,
+            "name": person.name,
+            "malId": "Moved to mappings relationship.",
+            "description": None
+            if person.index % 3
+            else f"{person.name} ({person.native}) works in animation.",
+        },
+        "relationships": relationship_links(self_url, ("castings", "staff", "voices")),
+    }
+
+
+def producer_resource(company: Company, base: str) -> dict[str, Any]:
+    self_url = f"{base}/producers/{company.kitsu_id}"
+    return {
+        "id": str(company.kitsu_id),
+        "type": "producers",
+        "links": {"self": self_url},
+        "attributes": {
+            "createdAt": iso(company.created_at),
+            "updatedAt": iso(company.created_at),
+            "slug": company.name.lower().replace(" ", "-"),
+            "name": company.name,
+        },
+        "relationships": relationship_links(self_url, ("animeProductions", "mangaProductions")),
+    }
+
+
+def streamer_resource(streamer: tuple[int, str], links_count: int, base: str) -> dict[str, Any]:
+    ident, name = streamer
+    self_url = f"{base}/streamers/{ident}"
+    return {
+        "id": str(ident),
+        "type": "streamers",
+        "links": {"self": self_url},
+        "attributes": {
+            "createdAt": iso(KITSU_EPOCH),
+            "updatedAt": iso(KITSU_EPOCH),
+            "siteName": name,
+            "logo": None,
+            "streamingLinksCount": links_count,
+        },
+        "relationships": relationship_links(self_url, ("streamingLinks", "videos")),
+    }
+
+
+def link_resource(
+    kind: str, ident: int, work: Work, attributes: dict[str, Any], relationships: tuple[str, ...], base: str
+) -> dict[str, Any]:
+    """A join record of a work (media-staff, media-productions, ...), stamped when its work was made
+    (an edit that changes one shows in its attributes, not its ``updatedAt``)."""
+    path = "".join(f"-{c.lower()}" if c.isupper() else c for c in kind)
+    self_url = f"{base}/{path}/{ident}"
+    return {
+        "id": str(ident),
+        "type": kind,
+        "links": {"self": self_url},
+        "attributes": {
+            "createdAt": iso(work.created_at + 180),
+            "updatedAt": iso(work.created_at + 180),
+            **attributes,
+        },
+        "relationships": relationship_links(self_url, relationships),
     }

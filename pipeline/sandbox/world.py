@@ -85,6 +85,38 @@ class Character:
 
 
 @dataclass(slots=True)
+class Person:
+    """A staff member or voice actor (Kitsu ``people``)."""
+
+    index: int
+    first: str
+    last: str
+    native: str
+    created_at: float
+
+    @property
+    def kitsu_id(self) -> int:
+        return self.index + 1
+
+    @property
+    def name(self) -> str:
+        return f"{self.first} {self.last}"
+
+
+@dataclass(slots=True)
+class Company:
+    """A studio, producer, licensor or magazine (Kitsu ``producers``)."""
+
+    index: int
+    name: str
+    created_at: float
+
+    @property
+    def kitsu_id(self) -> int:
+        return self.index + 1
+
+
+@dataclass(slots=True)
 class Work:
     """One anime or manga, with every source's id and the facts each source renders."""
 
@@ -128,6 +160,12 @@ class Work:
     # Last edit of a field Kitsu's episode rows carry (title, length, airdates, count): their
     # updated_at moves then, and only then (episodes are not re-stamped by the six-hourly job).
     episodes_modified_at: float = 0.0
+    # Credits, relations and streaming links: ``None`` = derived from the work's index
+    # (``sandbox.kitsu_views``); the control API sets them to change one work's credits.
+    staff: list[tuple[int, str]] | None = None  # (person index, role)
+    productions: list[tuple[int, str]] | None = None  # (company index, role)
+    relations: list[tuple[int, str]] | None = None  # (work index, role: what that work is to this one)
+    streaming: list[tuple[int, list[str], list[str]]] | None = None  # (streamer id, subs, dubs)
 
     @property
     def season(self) -> tuple[str, int] | None:
@@ -162,6 +200,8 @@ class World:
     works: list[Work] = field(default_factory=list)
     characters: list[Character] = field(default_factory=list)
     categories: list[Category] = field(default_factory=list)
+    people: list[Person] = field(default_factory=list)
+    companies: list[Company] = field(default_factory=list)
     version: int = 0
     _index_version: int = -1
     _kitsu: dict[tuple[str, int], Work] = field(default_factory=dict)
@@ -196,6 +236,7 @@ class World:
 
     def replace_with(self, other: World) -> None:
         self.works, self.characters, self.categories = other.works, other.characters, other.categories
+        self.people, self.companies = other.people, other.companies
         self.touch()
 
     # -- writes (the control API's records) ------------------------------------------------------
@@ -297,7 +338,29 @@ def _generate(n_anime: int, n_manga: int, size: str, seed: int, clock: Clock) ->
             _cast(rng, world, work)
             world.works.append(work)
     _unique_slugs(world.works)
+    _credit_pools(world, seed)
     return world
+
+
+COMPANY_WORDS = ("Studio", "Pictures", "Animation", "Works", "Entertainment", "Publishing", "Films")
+
+
+def _credit_pools(world: World, seed: int) -> None:
+    """The people and companies credited on works, from their own generator: the works (and so
+    every other simulator's data) are the same with or without them."""
+    rng = random.Random(f"{seed}-credits")
+    n_works = len(world.works)
+    for index in range(max(40, n_works // 2)):
+        first, last, native = make_person(rng)
+        created = KITSU_START + rng.random() * (DATA_EPOCH - KITSU_START)
+        world.people.append(Person(index, first, last, native, created))
+    for index in range(max(20, n_works // 20)):
+        word = WORDS[index % len(WORDS)][1]
+        name = f"{word} {COMPANY_WORDS[(index // len(WORDS)) % len(COMPANY_WORDS)]}"
+        if index >= len(WORDS) * len(COMPANY_WORDS):
+            name = f"{name} {index // (len(WORDS) * len(COMPANY_WORDS)) + 1}"
+        created = KITSU_START + rng.random() * (DATA_EPOCH - KITSU_START)
+        world.companies.append(Company(index, name, created))
 
 
 class _IdSeq:

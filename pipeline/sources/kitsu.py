@@ -73,6 +73,8 @@ JSONAPI = "application/vnd.api+json"
 MAX_PASSES = 3
 SORT_PROBE_PAGES = 2  # pages of a newest-first walk that must prove the server sorts by updatedAt
 FULL_SCAN_HOURS = 168  # episodes: a full scan (deletes) at least this often; 0 = every run
+# The one attribute a slimmed included type keeps (``fields[type]=…`` must name a real field).
+SLIM_FIELDS = {"mediaCharacters": "role"}
 
 
 @dataclass(frozen=True)
@@ -85,12 +87,18 @@ class Route:
     deletes: bool = True
     slim: tuple[
         str, ...
-    ] = ()  # included types cut to one field (``fields[type]=slug``): only linkage is read
+    ] = ()  # included types cut to one field (``fields[anime]=slug``): only linkage is read
     main: tuple[str, ...] | None = None  # what the counts are about, when not every owned table
+    record: str | None = None  # raw resource of the listed records, when not the path's
 
     @property
     def counted(self) -> tuple[str, ...]:
         return self.owned if self.main is None else self.main
+
+    @property
+    def records(self) -> str:
+        """The raw resource the listing's own records land under (what a scan counts and deletes)."""
+        return self.record or self.path
 
 
 ROUTES: dict[str, Route] = {
@@ -103,8 +111,34 @@ ROUTES: dict[str, Route] = {
         "media-characters",
         ("catalog.characters", "catalog.media_characters"),
         include="character",
-        deletes=False,
         main=("catalog.media_characters",),  # a character in two media is included twice
+    ),
+    "media-staff": Route(
+        "media-staff",
+        ("catalog.people", "catalog.media_staff"),
+        include="person,media",
+        slim=MEDIA_TYPES,
+        main=("catalog.media_staff",),  # a person credited twice is included twice
+    ),
+    "media-productions": Route(
+        "media-productions",
+        ("catalog.companies", "catalog.media_companies"),
+        include="company,media",
+        slim=MEDIA_TYPES,
+        main=("catalog.media_companies",),
+    ),
+    "media-relationships": Route(
+        "media-relationships", ("catalog.media_relations",), include="source,destination", slim=MEDIA_TYPES
+    ),
+    "streaming-links": Route(
+        "streaming-links", ("catalog.streaming_links",), include="streamer,media", slim=MEDIA_TYPES
+    ),
+    "character-voices": Route(
+        "character-voices",
+        ("catalog.people", "catalog.character_voices"),
+        include="person,mediaCharacter",
+        slim=("mediaCharacters",),
+        main=("catalog.character_voices",),
     ),
 }
 
@@ -145,6 +179,7 @@ class KitsuStream:
         self.route = ROUTES[resource]
         self.owned_tables = self.route.owned
         self.main_tables = self.route.counted
+        self.record_resource = self.route.records
         self.auth_identity = auth_identity(source, enabled=r18_enabled(source))
         self.stats = RequestStats()
         self.width = option(source, "parallel_pages", source.max_in_flight, int)
@@ -162,7 +197,7 @@ class KitsuStream:
     # -- pages -------------------------------------------------------------------------------------
     def paginator(self) -> JsonApiPaginator:
         params = {"include": self.route.include} if self.route.include else {}
-        params |= {f"fields[{kind}]": "slug" for kind in self.route.slim}
+        params |= {f"fields[{kind}]": SLIM_FIELDS.get(kind, "slug") for kind in self.route.slim}
         return JsonApiPaginator(
             self.route.path, limit=self.source.page_size, params=params, max_pages=self.source.max_pages
         )

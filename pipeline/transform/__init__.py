@@ -63,6 +63,12 @@ def _kitsu(resource: str) -> ResourceTransform:
     return ResourceTransform(partial(kitsu.stream_page, resource=resource))
 
 
+def _kitsu_joins(resource: str, included: str) -> ResourceTransform:
+    """A Kitsu join stream that also stores its included records (people, producers): replay
+    rebuilds those first, then the joins."""
+    return ResourceTransform(partial(kitsu.stream_page, resource=resource), lands=(included, resource))
+
+
 def _anilist_page(payloads: Payloads) -> Any:
     return {"data": {"Page": {"pageInfo": {"hasNextPage": False}, "media": payloads}}}
 
@@ -86,7 +92,10 @@ TRANSFORMS: dict[str, dict[str, ResourceTransform]] = {
             partial(kitsu.stream_page, resource="characters"), lands=("characters", "media-characters")
         ),
         "media-characters": ResourceTransform(kitsu.transform_media_characters),
-        "media-relationships": ResourceTransform(kitsu.transform_media_relationships),
+        **{r: _kitsu(r) for r in ("media-relationships", "streaming-links")},
+        "media-staff": _kitsu_joins("media-staff", "people"),
+        "media-productions": _kitsu_joins("media-productions", "producers"),
+        "character-voices": _kitsu_joins("character-voices", "people"),
     },
     "anilist": {
         "anime": ResourceTransform(anilist.transform_anime, _anilist_page),

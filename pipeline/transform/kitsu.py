@@ -27,6 +27,7 @@ from pipeline.transform.jsonapi import (
     attributes,
     identify,
     linkage,
+    normalise_type,
     parse_document,
 )
 
@@ -59,6 +60,22 @@ STATUSES = {
     "finished": "finished",
 }
 ROLES = {"main": "main", "supporting": "supporting", "background": "background"}
+# MediaProduction#role and MediaRelationship#role (kitsu-server app/models), onto sql/017's lists.
+PRODUCTION_ROLES = {r: r for r in ("studio", "producer", "licensor", "serialization")}
+RELATION_ROLES = {
+    "sequel": "sequel",
+    "prequel": "prequel",
+    "alternative_setting": "alternative",
+    "alternative_version": "alternative",
+    "side_story": "side_story",
+    "parent_story": "parent",
+    "summary": "summary",
+    "full_story": "full_story",
+    "spinoff": "spin_off",
+    "adaptation": "adaptation",
+    "character": "character",
+    "other": "other",
+}
 
 ENGLISH_LOCALES = ("en", "en_us", "en_gb")
 ROMAJI_LOCALES = ("en_jp", "en_cn", "en_kr", "en_tw")
@@ -290,6 +307,140 @@ def media_character_rows(doc: Document, resource: Resource, owners: Owners) -> c
     return [("catalog.media_characters", link)]
 
 
+def person_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
+    """A person (staff member or voice actor); ``malId`` is a placeholder string, not an id."""
+    _, ident = identify(resource)
+    attrs = attributes(resource)
+    name = c.text(attrs.get("name"), "name")
+    if name is None:
+        raise SkippableRecordError(f"person {ident}: no name")
+    person = {
+        "source_id": ident,
+        "source_updated_at": _updated(attrs),
+        "name": name,
+        "name_native": None,
+        "language": None,
+        "description": c.plain_text(attrs.get("description"), "description"),
+        "image_url": _image(attrs.get("image")),
+    }
+    return [("catalog.people", person)]
+
+
+def _target(resource: Resource, name: str) -> str | None:
+    """The id of the one record relationship ``name`` links to (None without linkage)."""
+    targets = linkage(resource, name)
+    return targets[0][1] if targets else None
+
+
+def media_staff_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
+    """A person's credit on a media (``role`` is free text: Director, Original Creator, ...)."""
+    _, ident = identify(resource)
+    attrs = attributes(resource)
+    credit = {
+        "source_id": ident,
+        "source_updated_at": _updated(attrs),
+        "media_source_id": _related_media(resource, "media"),
+        "person_source_id": _target(resource, "person"),
+        "role": c.text(attrs.get("role"), "role"),
+    }
+    return [("catalog.media_staff", credit)]
+
+
+def producer_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
+    """A producer: a company (studio, producer, licensor or magazine, by its productions' roles)."""
+    _, ident = identify(resource)
+    attrs = attributes(resource)
+    name = c.text(attrs.get("name"), "name")
+    if name is None:
+        raise SkippableRecordError(f"producer {ident}: no name")
+    company = {
+        "source_id": ident,
+        "source_updated_at": _updated(attrs),
+        "name": name,
+        "site_url": None,
+        "is_animation_studio": None,
+    }
+    return [("catalog.companies", company)]
+
+
+def media_production_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
+    """A company's part in a media (``company`` links to a producer)."""
+    _, ident = identify(resource)
+    attrs = attributes(resource)
+    production = {
+        "source_id": ident,
+        "source_updated_at": _updated(attrs),
+        "media_source_id": _related_media(resource, "media"),
+        "company_source_id": _target(resource, "company"),
+        "role": c.vocabulary(attrs.get("role"), PRODUCTION_ROLES, "kitsu.media_production.role"),
+        "is_main": None,
+    }
+    return [("catalog.media_companies", production)]
+
+
+def media_relationship_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
+    """``destination`` is the ``role`` of ``source`` (source -> sequel -> destination)."""
+    _, ident = identify(resource)
+    attrs = attributes(resource)
+    relation = {
+        "source_id": ident,
+        "source_updated_at": _updated(attrs),
+        "media_source_id": _related_media(resource, "source"),
+        "related_media_source_id": _related_media(resource, "destination"),
+        "relation": c.vocabulary(attrs.get("role"), RELATION_ROLES, "kitsu.media_relationship.role"),
+    }
+    return [("catalog.media_relations", relation)]
+
+
+def streaming_link_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
+    """Where a media streams: the site is the included streamer's ``siteName``."""
+    _, ident = identify(resource)
+    attrs = attributes(resource)
+    url = c.text(attrs.get("url"), "url")
+    streamers = doc.related(resource, "streamer")
+    site = c.text(attributes(streamers[0]).get("siteName"), "streamer.siteName") if streamers else None
+    if url is None:
+        raise SkippableRecordError(f"streaming link {ident}: no url")
+    if site is None:
+        raise SkippableRecordError(
+            f"streaming link {ident}: no streamer siteName; fetch streaming-links with include=streamer"
+        )
+    link = {
+        "source_id": ident,
+        "source_updated_at": _updated(attrs),
+        "media_source_id": _related_media(resource, "media"),
+        "site": site,
+        "url": url,
+        "kind": "streaming",
+        "subtitles": _languages(attrs.get("subs"), "subs"),
+        "dubs": _languages(attrs.get("dubs"), "dubs"),
+    }
+    return [("catalog.streaming_links", link)]
+
+
+def _languages(value: Any, field: str) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise SkippableRecordError(f"{field} = {value!r}: expected a list of language codes")
+    found = [c.text(item, field) for item in value]
+    return [item for item in found if item]
+
+
+def character_voice_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
+    """A voice actor of a character's appearance in a media (``mediaCharacter`` and ``person``)."""
+    _, ident = identify(resource)
+    attrs = attributes(resource)
+    voice = {
+        "source_id": ident,
+        "source_updated_at": _updated(attrs),
+        "media_character_source_id": _target(resource, "mediaCharacter"),
+        "person_source_id": _target(resource, "person"),
+        "language": c.text(attrs.get("locale"), "locale"),
+    }
+    return [("catalog.character_voices", voice)]
+
+
 def _raw_only(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
     return []
 
@@ -303,7 +454,14 @@ HANDLERS: dict[str, tuple[str, Handler, tuple[str, ...]]] = {
     "mappings": ("mappings", mapping_rows, ()),
     "characters": ("characters", character_rows, ()),
     "media-characters": ("media-characters", media_character_rows, ()),
-    "media-relationships": ("media-relationships", _raw_only, ()),
+    "media-relationships": ("media-relationships", media_relationship_rows, ()),
+    "people": ("people", person_rows, ()),
+    "media-staff": ("media-staff", media_staff_rows, ()),
+    "producers": ("producers", producer_rows, ()),
+    "media-productions": ("media-productions", media_production_rows, ()),
+    "streaming-links": ("streaming-links", streaming_link_rows, ()),
+    "streamers": ("streamers", _raw_only, ()),
+    "character-voices": ("character-voices", character_voice_rows, ()),
 }
 
 
@@ -320,12 +478,15 @@ def _mapping_owners(doc: Document) -> dict[Identifier, Identifier]:
     return owners
 
 
-def transform_document(payload: Any, resource: str) -> Batch:
-    """Any Kitsu document: primary resources of any known type, then the included ones we store."""
+def transform_document(payload: Any, resource: str, keep: frozenset[str] | None = None) -> Batch:
+    """Any Kitsu document: primary resources of any known type, then the included ones we store
+    (those of the types in ``keep``, when given; the others still resolve linkage, e.g. a streaming
+    link's streamer name)."""
     doc = parse_document(payload, f"kitsu {resource}")
     owners = _mapping_owners(doc)
     builder = c.PageBuilder()
-    for item, primary in [*((item, True) for item in doc.data), *((item, False) for item in doc.included)]:
+    included = doc.included if keep is None else [i for i in doc.included if _type_of(i) in keep]
+    for item, primary in [*((item, True) for item in doc.data), *((item, False) for item in included)]:
         try:
             kind, ident = identify(item)
         except SkippableRecordError as exc:
@@ -340,6 +501,11 @@ def transform_document(payload: Any, resource: str) -> Batch:
         name, handler, volatile = handled
         builder.record(name, item, ident, partial(handler, doc, item, owners), volatile=volatile)
     return builder.batch
+
+
+def _type_of(resource: Any) -> str | None:
+    kind = resource.get("type") if isinstance(resource, Mapping) else None
+    return normalise_type(kind) if isinstance(kind, str) else None
 
 
 def transform_anime(payload: Any) -> Batch:
@@ -378,14 +544,22 @@ def transform_media_characters(payload: Any) -> Batch:
 
 
 def transform_media_relationships(payload: Any) -> Batch:
-    """``/media-relationships?include=destination``: relations stay raw, included media are stored."""
+    """``/media-relationships?include=source,destination`` pages (included media stored too)."""
     return transform_document(payload, "media-relationships")
 
 
 # ------------------------------------------------------------------------------ stream pages
 
 MEDIA_TYPES = ("anime", "manga")
-KEEPS_INCLUDED = frozenset({"characters"})  # characters exist only as includes of media-characters
+# Included types a stream stores: records no stream lists (characters, people, producers exist
+# only as includes of their join resources). Every other included copy is left to its own stream.
+KEEPS_INCLUDED: dict[str, frozenset[str]] = {
+    "characters": frozenset({"characters"}),
+    "media-staff": frozenset({"people"}),
+    "character-voices": frozenset({"people"}),
+    "media-productions": frozenset({"producers"}),
+}
+NOTHING: frozenset[str] = frozenset()
 
 
 def stream_page(payload: Any, resource: str) -> Batch:
@@ -393,12 +567,11 @@ def stream_page(payload: Any, resource: str) -> Batch:
     raw records and rejects re-keyed ``anime/12`` (Kitsu numbers anime and manga separately).
 
     Included categories on an anime page, media on an episode page, are landed by their own streams:
-    a stream's scan must count only its own records. The ``characters`` stream keeps its included
-    characters, which no other stream fetches.
+    a stream's scan must count only its own records. The join streams keep the records they are the
+    only way to (``KEEPS_INCLUDED``: characters, people, producers); the included streamer of a
+    streaming link names its site but is not stored.
     """
-    if resource not in KEEPS_INCLUDED and isinstance(payload, Mapping) and payload.get("included"):
-        payload = {**payload, "included": []}
-    batch = transform_document(payload, resource)
+    batch = transform_document(payload, resource, KEEPS_INCLUDED.get(resource, NOTHING))
     for i, record in enumerate(batch.raw):
         if record.resource in MEDIA_TYPES:
             batch.raw[i] = replace(record, source_id=media_key(record.resource, record.source_id))

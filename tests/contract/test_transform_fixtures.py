@@ -13,7 +13,7 @@ import pytest
 from pipeline.models import catalog
 from pipeline.records import Batch
 from pipeline.tables import EntityTable
-from pipeline.transform import transform
+from pipeline.transform import kitsu, transform
 
 REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real"
 KITSU_FILES = sorted((REAL / "kitsu").glob("*.json"))
@@ -300,13 +300,32 @@ def test_kitsu_music_and_movie_subtypes() -> None:
     )
 
 
-def test_kitsu_relations_page_stores_included_media_and_a_manga() -> None:
-    """The media-relationships page: relations stay raw, the included anime and manga become media."""
-    batch = transform("kitsu", "media-relationships", _load(next(REAL.glob("kitsu/*_relations.json"))))
-    assert {r.resource for r in batch.raw} == {"media-relationships", "anime", "manga"}
-    manga = _media(batch, "manga/3250")
+def test_kitsu_relations_page_becomes_media_relations() -> None:
+    """The real media-relationships page of anime 1415 (fetched with ``filter[source_id]`` and
+    ``include=destination``): a relation per record with Kitsu's role in the unified vocabulary;
+    the stream stores only its relations, the included anime and manga are their streams' own."""
+    page = _load(next(REAL.glob("kitsu/*_relations.json")))
+    batch = transform("kitsu", "media-relationships", page)
+    assert {r.resource for r in batch.raw} == {"media-relationships"}
+    assert "catalog.media" not in batch.rows
+    relations = {r["source_id"]: r for r in batch.rows["catalog.media_relations"]}
+    assert len(relations) == 10
+    _expect(
+        relations["16813"],
+        relation="sequel",
+        related_media_source_id="anime/2634",
+        media_source_id=None,  # no source linkage: that request filtered by source instead
+    )
+    by_role = {r["relation"] for r in relations.values()}
+    # spinoff -> spin_off and alternative_version -> alternative (sql/017's list)
+    assert by_role == {"sequel", "other", "summary", "adaptation", "spin_off", "side_story", "alternative"}
+    assert not batch.unknown
+    # Read as a plain document (replay of raw records, ``/anime/1/media-relationships``) the
+    # included media become media rows too.
+    whole = kitsu.transform_media_relationships(page)
+    manga = _media(whole, "manga/3250")
     assert (manga["kind"], manga["format"]) == ("manga", "manga")
-    assert len(batch.rows["catalog.media"]) == 10
+    assert len(whole.rows["catalog.media"]) == 10
 
 
 def test_kitsu_categories_page_becomes_genres() -> None:
