@@ -106,6 +106,7 @@ def create_app(ctx: SandboxContext) -> web.Application:
     app.router.add_get(f"{PREFIX}/producers", routes.wrap(routes.producers, ""))
     app.router.add_get(f"{PREFIX}/producers/{{id}}", routes.wrap(routes.producer_one, ""))
     app.router.add_get(f"{PREFIX}/streamers", routes.wrap(routes.streamers, ""))
+    app.router.add_get(f"{PREFIX}/streamers/{{id}}", routes.wrap(routes.streamer_one, ""))
     return app
 
 
@@ -619,7 +620,12 @@ class _Routes:
         wanted = _id_filter(request)
         if wanted is not None:
             found = [item for item in found if item.id in wanted]
-        if _sort_key(request, ("id",)) == "-id":
+        if path == "media-relationships":  # filters sourceType, sourceId; extra sort on role
+            found = _relations_filtered(request, found)
+        key = _sort_key(request, ("id", "role") if path == "media-relationships" else ("id",))
+        if key.lstrip("-") == "role":
+            found = sorted(found, key=lambda item: (getattr(item, "role", ""), item.id))
+        if key.startswith("-"):
             found = found[::-1]
         chunk = found[page.offset : page.offset + page.limit]
         return call.listing([self._join(call, path, item, includes) for item in chunk], page, len(found))
@@ -674,6 +680,29 @@ class _Routes:
         chunk = STREAMERS[page.offset : page.offset + page.limit]
         rendered = [kitsu_render.streamer_resource(s, counts.get(s[0], 0), call.base) for s in chunk]
         return call.listing(rendered, page, len(STREAMERS))
+
+    def streamer_one(self, call: _Call, _: str) -> web.Response:
+        wanted = _int_id(call.request)
+        streamer = next((s for s in STREAMERS if s[0] == wanted), None)
+        if streamer is None:
+            raise jsonapi.not_found(str(wanted))
+        count = sum(1 for link in call.view.streaming_links if link.streamer[0] == wanted)
+        return call.single(kitsu_render.streamer_resource(streamer, count, call.base))
+
+
+def _relations_filtered(request: web.Request, found: list[Join]) -> list[Join]:
+    """``filter[source_id]`` / ``filter[sourceId]`` and ``filter[source_type]`` (Anime, Manga)."""
+    query = request.query
+    source_id = query.get("filter[source_id]", query.get("filter[sourceId]"))
+    source_type = query.get("filter[source_type]", query.get("filter[sourceType]"))
+    out = [item for item in found if isinstance(item, Relation)]
+    if source_id is not None:
+        ids = {part.strip() for part in source_id.split(",")}
+        out = [r for r in out if str(r.work.kitsu_id) in ids]
+    if source_type is not None:
+        kinds = {part.strip().lower() for part in source_type.split(",")}
+        out = [r for r in out if r.work.kind in kinds]
+    return list(out)
 
 
 def _join_works(item: Join) -> tuple[Work, ...]:

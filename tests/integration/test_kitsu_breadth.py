@@ -176,7 +176,8 @@ async def test_an_edit_updates_its_row_and_a_deleted_work_takes_its_credits(
         if not ids:
             continue
         rows = await pool.fetch(
-            f"SELECT source_id, deleted_at IS NOT NULL AS gone FROM {table} WHERE source_id = ANY($1::text[])",
+            f"SELECT source_id, deleted_at IS NOT NULL AS gone FROM {table} "
+            "WHERE source_id = ANY($1::text[])",
             sorted(ids),
         )
         assert {r["source_id"] for r in rows if r["gone"]} == ids, table
