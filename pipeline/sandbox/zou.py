@@ -11,6 +11,9 @@ Zou-specific control routes (besides core's ``/_sandbox`` ones):
     POST /_sandbox/zou/delete          {"resource", "id", "force": bool, "cancel": bool}: delete (cancel
                                         when tasks exist); "cancel": zou's cancel_asset (asset:delete
                                         event, the asset kept with canceled = true)
+    POST /_sandbox/zou/casting         {"entity_id", "casting": [{"asset_id", "nb_occurences", "label"}]}:
+                                        zou's update_casting (links re-made with new ids, one
+                                        <kind>:casting-update event)
 """
 
 from __future__ import annotations
@@ -162,6 +165,7 @@ def create_app(
     app.router.add_get(f"{CONTROL_PREFIX}/zou", handlers.control_info)
     app.router.add_post(f"{CONTROL_PREFIX}/zou/mode", handlers.control_mode)
     app.router.add_post(f"{CONTROL_PREFIX}/zou/delete", handlers.control_delete)
+    app.router.add_post(f"{CONTROL_PREFIX}/zou/casting", handlers.control_casting)
     return app
 
 
@@ -279,3 +283,18 @@ class _Handlers:
         except (ValueError, TypeError) as exc:
             return json_response({"error": str(exc)}, status=400)
         return json_response({"id": body["id"], "outcome": outcome})
+
+    async def control_casting(self, request: web.Request) -> web.Response:
+        try:
+            body = orjson.loads(await request.read() or b"{}")
+            casting = body.get("casting", [])
+            if not isinstance(casting, list) or not all(isinstance(c, dict) for c in casting):
+                raise ValueError('casting must be a list of {"asset_id", "nb_occurences", "label"} objects')
+            links = self.service.store.set_casting(str(body["entity_id"]), casting)
+        except KeyError as exc:
+            return json_response(
+                {"error": str(exc.args[0]) if exc.args else "entity_id and casting are required"}, 404
+            )
+        except (ValueError, TypeError) as exc:
+            return json_response({"error": str(exc)}, status=400)
+        return json_response({"entity_id": body["entity_id"], "links": links})

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipeline.sandbox.zou_models import MODELS, Event, Row, micros_of
+from pipeline.sandbox.zou_studio import furnish
 
 HISTORY_START = datetime(2024, 1, 8, 9, 0, tzinfo=UTC)
 HISTORY_END = datetime(2025, 6, 30, 18, 0, tzinfo=UTC)
@@ -210,6 +211,7 @@ def generate_zou(size: str, seed: int) -> ZouData:
         project = _project(gen, index, persons)
         entities = _breakdown(gen, project, types)
         _tasks(gen, project, entities, task_types, statuses, persons)
+    furnish(gen.data, seed, micros_of(HISTORY_END.timestamp()))
     _finish(gen)
     return gen.data
 
@@ -568,11 +570,11 @@ def _comment(gen: _Generator, project: Row, task: Row, status: Row, at: int, tea
     gen.data.tables["comments"][row.id] = row
     gen.event(at, "comment:new", project.id, {"comment_id": row.id, "task_id": task.id})
     previous = task.fields["task_status_id"]
-    task.fields["last_comment_date"] = datetime.fromtimestamp(at // 1_000_000, UTC).strftime(
-        "%Y-%m-%dT%H:%M:%S"
-    )
+    stamp = datetime.fromtimestamp(at // 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    task.fields["last_comment_date"] = stamp
     if status.id != previous:
         task.fields["task_status_id"] = status.id
+        _status_dates(task, status, stamp)
         gen.event(
             at,
             "task:status-changed",
@@ -585,6 +587,16 @@ def _comment(gen: _Generator, project: Row, task: Row, status: Row, at: int, tea
             },
         )
     task.updated_us = max(task.updated_us, at)
+
+
+def _status_dates(task: Row, status: Row, stamp: str) -> None:
+    """The dates zou's comments service sets on a status change: ``end_date`` while the task waits
+    for feedback, ``done_date`` while it is done (both cleared otherwise), ``real_start_date`` the
+    first time it goes WIP."""
+    task.fields["end_date"] = stamp if status.fields["is_feedback_request"] else None
+    task.fields["done_date"] = stamp if status.fields["is_done"] else None
+    if status.fields["short_name"] == "wip" and task.fields["real_start_date"] is None:
+        task.fields["real_start_date"] = stamp
 
 
 def _time_spent(gen: _Generator, project: Row, task: Row, at: int, people: list[str]) -> None:

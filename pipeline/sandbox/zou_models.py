@@ -220,6 +220,67 @@ MODELS: dict[str, Model] = {
             "TimeSpent",
             _cols(uuid="task_id person_id", float_="duration", date="date"),
         ),
+        # zou/app/models/department.py, project_status.py, metadata_descriptor.py, entity.py
+        # (EntityLink), preview_file.py, playlist.py, schedule_item.py, milestone.py (zou 1.0.97).
+        Model("departments", "department", "Department", _cols(str_="color name", bool_="archived")),
+        Model("project-status", "project_status", "ProjectStatus", _cols(str_="name color")),
+        Model(
+            "metadata-descriptors",
+            "metadata_descriptor",
+            "MetadataDescriptor",
+            _cols(
+                uuid="project_id task_type_id",
+                str_="entity_type name data_type field_name",
+                bool_="for_client",
+                int_="position",
+                json="choices",
+            ),
+            relations=("departments",),
+        ),
+        Model(
+            "entity-links",
+            "entity_link",
+            "EntityLink",
+            _cols(uuid="entity_in_id entity_out_id", int_="nb_occurences", str_="label", json="data"),
+        ),
+        Model(
+            "preview-files",
+            "preview_file",
+            "PreviewFile",
+            _cols(
+                uuid="task_id person_id source_file_id",
+                str_="name original_name extension description path source status validation_status "
+                "url uploaded_movie_url uploaded_movie_name",
+                int_="revision position file_size width height shotgun_id",
+                float_="duration",
+                bool_="is_movie",
+                json="annotations",
+            ),
+        ),
+        Model(
+            "playlists",
+            "playlist",
+            "Playlist",
+            _cols(
+                uuid="project_id episode_id task_type_id created_by",
+                str_="name for_entity",
+                bool_="for_client is_for_all",
+                json="shots",
+            ),
+            relations=("build_jobs",),
+        ),
+        Model(
+            "schedule-items",
+            "schedule_item",
+            "ScheduleItem",
+            _cols(uuid="project_id task_type_id object_id", int_="man_days", date="start_date end_date"),
+        ),
+        Model(
+            "milestones",
+            "milestone",
+            "Milestone",
+            _cols(uuid="project_id task_type_id", str_="name", date="date"),
+        ),
     )
 }
 

@@ -26,6 +26,7 @@ EVENTS_DEFAULT_LIMIT = 100
 EVENTS_MAX_LIMIT = 1000
 RESOURCE_ALIASES = {
     "task-statuses": "task-status",
+    "project-statuses": "project-status",
     "assets": "entities",
     "shots": "entities",
     "sequences": "entities",
@@ -228,11 +229,10 @@ class ZouStore:
         if model.route == "entities":
             for task in [t for t in self.data.tables["tasks"].values() if t.fields["entity_id"] == row.id]:
                 self.delete("tasks", task.id, user_id=user_id)
+            self._drop_children((("entity-links", "entity_in_id"), ("entity-links", "entity_out_id")), row.id)
         if model.route == "tasks":
-            for route, key in (("comments", "object_id"), ("time-spents", "task_id")):
-                table = self.data.tables[route]
-                for child in [c for c in table.values() if c.fields[key] == row.id]:
-                    del table[child.id]
+            children = (("comments", "object_id"), ("time-spents", "task_id"), ("preview-files", "task_id"))
+            self._drop_children(children, row.id)
         del self.data.tables[model.route][row.id]
         kind = self._kind(model, row)
         self._emit(self._stamp(), f"{kind}:delete", row, user_id, {f"{kind.replace('-', '_')}_id": row.id})
@@ -252,7 +252,46 @@ class ZouStore:
         self._emit(at, "asset:delete", row, user_id, {"asset_id": row.id})
         return "canceled"
 
+    def set_casting(
+        self, entity_id: str, casting: list[Mapping[str, Any]], *, user_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """zou's ``update_casting``: the entity's links are dropped and made again (new ids, no
+        events of their own), then one ``<kind>:casting-update`` event names the entity."""
+        model = MODELS["entities"]
+        row = self._row(model, entity_id)
+        self._drop_children((("entity-links", "entity_in_id"),), row.id)
+        at = self._stamp()
+        links = self.data.tables["entity-links"]
+        made: list[Row] = []
+        for cast in casting:
+            asset = self._row(model, str(cast["asset_id"]))
+            fields = {
+                "id": self._new_id(),
+                "entity_in_id": row.id,
+                "entity_out_id": asset.id,
+                "nb_occurences": int(cast.get("nb_occurences", 1)),
+                "label": str(cast.get("label", "")),
+                "data": {},
+            }
+            link = Row(fields=fields, created_us=at, updated_us=at)
+            links[link.id] = link
+            made.append(link)
+        row.fields["nb_entities_out"] = len(made)
+        row.relations["entities_out"] = [str(link.fields["entity_out_id"]) for link in made]
+        row.updated_us = at
+        kind = self._kind(model, row)
+        data = {f"{kind.replace('-', '_')}_id": row.id, "nb_entities_out": len(made)}
+        self._emit(at, f"{kind}:casting-update", row, user_id, data)
+        return [serialize(MODELS["entity-links"], link) for link in made]
+
     # -- helpers ---------------------------------------------------------------------------------
+    def _drop_children(self, children: tuple[tuple[str, str], ...], parent_id: str) -> None:
+        """Rows zou removes with their parent, silently (no events of their own)."""
+        for route, key in children:
+            table = self.data.tables[route]
+            for child in [c for c in table.values() if c.fields[key] == parent_id]:
+                del table[child.id]
+
     def _row(self, model: Model, row_id: str) -> Row:
         try:
             return self.data.tables[model.route][row_id]
