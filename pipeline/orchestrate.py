@@ -35,6 +35,11 @@ STREAM_DEPS: dict[str, dict[str, tuple[str, ...]]] = {
         "episodes": ("anime",),
         "mappings": ("anime", "manga"),
         "characters": ("anime", "manga"),
+        "media-staff": ("anime", "manga"),
+        "media-productions": ("anime", "manga"),
+        "media-relationships": ("anime", "manga"),
+        "streaming-links": ("anime",),
+        "character-voices": ("characters", "media-staff"),  # voice actors may be staff too
     },
     "zou": {
         "entity_types": (),

@@ -1,5 +1,6 @@
 """Kitsu JSON:API connector: full re-scans of ``/anime``, ``/manga``, ``/episodes``, ``/categories``,
-``/mappings`` and (optionally) ``/media-characters``, several pages in flight.
+``/mappings``, ``/media-characters`` and the join resources ``/media-staff``, ``/media-productions``,
+``/media-relationships``, ``/streaming-links`` and ``/character-voices``, several pages in flight.
 
 Kitsu's ``updatedAt`` is rewritten on every row every six hours by a server job, so it is not a
 change feed: every run re-scans and the loader's content hashes keep unchanged rows untouched.
@@ -15,13 +16,14 @@ that answer are loaded (a targeted re-read), only the others are soft-deleted.
 
 Compound documents: ``include=`` asks for the linkage each unified table needs (``categories`` on
 media → ``media_genres``, ``media`` on episodes, ``item`` on mappings, ``character`` on
-media-characters). Included copies of records another stream owns (the categories on an anime
-page, the media on an episode page) are dropped by the transform (``transform.kitsu.stream_page``):
-their stream lands them, and a stream's scan must only count its own records. They are asked for
-with a sparse fieldset (``fields[anime]=slug``), which cuts an episodes or mappings page to a
-fraction of its size.
-Characters exist only as includes, so the ``characters`` stream keeps them; it reports no expected
-total (characters are discovered through their media), so it never deletes.
+media-characters, ``person`` on media-staff, ...). Included copies of records another stream owns
+(the categories on an anime page, the media on an episode page) are dropped by the transform
+(``transform.kitsu.stream_page``): their stream lands them. They are asked for with a sparse
+fieldset (``fields[anime]=slug``), which cuts an episodes or mappings page to a fraction of its
+size. Characters, people and producers exist only as includes, so the join streams keep them
+(``characters``, ``media-staff``, ``character-voices``, ``media-productions``); a scan counts and
+marks seen only its listed records (``Route.records``: media-characters for ``characters``), and a
+verified delete reaches the rows keyed by them (``Route.counted``), never the included records.
 
 Episodes are walked newest-updated-first at night: Kitsu's ``updatedAt`` is a real change time on
 episode rows (the six-hourly job rewrites only anime and manga), and ``sort=-updatedAt`` is served
