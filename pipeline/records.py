@@ -50,6 +50,10 @@ class Batch:
     unknown: list[tuple[str, str]] = field(default_factory=list)
     # (field, note) pairs for values a data-quality rule stored as NULL; the runner logs each once.
     notes: list[tuple[str, str]] = field(default_factory=list)
+    # Entity table -> owner source ids whose complete set of rows in that table this batch holds
+    # (an AniList media's studios, tags, ...): the loader soft-deletes the owner's other live rows.
+    # The owner is named by the table's first ``Ref``.
+    replaced: dict[str, set[str]] = field(default_factory=dict)
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         self.rows.setdefault(table, []).append(row)
@@ -61,6 +65,8 @@ class Batch:
         self.notes.extend(pair for pair in other.notes if pair not in self.notes)
         for table, rows in other.rows.items():
             self.rows.setdefault(table, []).extend(rows)
+        for table, owners in other.replaced.items():
+            self.replaced.setdefault(table, set()).update(owners)
 
     def __len__(self) -> int:
         return len(self.raw)

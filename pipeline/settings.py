@@ -264,7 +264,13 @@ CONNECTOR_OPTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
         "episodes_incremental": bool,
         "episodes_full_scan_hours": int,
     },
-    "anilist": {"partition_years": (list, tuple), "first_year": int, "cursor_lag_seconds": int},
+    "anilist": {
+        "partition_years": (list, tuple),
+        "first_year": int,
+        "cursor_lag_seconds": int,
+        "characters_per_page": int,
+        "staff_per_page": int,
+    },
     "anilist_v1": {"series_pages": bool},
     "zou": {"event_limit": int, "events_overlap_seconds": int, "fetch_batch": int, "old_server": bool},
     "nekos": {},
@@ -280,6 +286,8 @@ OPTION_RANGES: dict[str, tuple[int | None, int | None]] = {
     "events_overlap_seconds": (0, None),
     "fetch_batch": (1, None),
     "episodes_full_scan_hours": (0, None),
+    "characters_per_page": (1, 25),  # AniList's nested page; sources/anilist.py checks the complexity
+    "staff_per_page": (1, 25),
 }
 
 

@@ -10,13 +10,15 @@ be planned from stale statistics as a hash join over every stored row of the sou
 grows with the table. An unchanged re-run rewrites nothing. References are
 natural keys resolved to surrogate ids by ``LEFT JOIN`` (NULL while the target is missing;
 ``resolve_refs`` fills them later). Link tables are diffed per owner present in the batch (delete
-what is gone, insert what is new). ``raw.records`` takes the same staged path keyed by the
+what is gone, insert what is new); entity rows a batch holds completely per owner
+(``Batch.replaced``: an AniList media's nested studios, tags, characters, ...) soft-delete that
+owner's rows the batch no longer holds (``children``). ``raw.records`` takes the same staged path keyed by the
 payload's hash minus ``RawRecord.volatile`` paths. Rejects are inserted as they are. The caller's
 ``after`` hook (checkpoint advance) runs last, inside the same transaction.
 
-Files: ``loader`` (the transaction), ``entities``, ``links``, ``raw`` (what it writes), ``deletes``
-(late references, soft deletes), ``staging`` (one connection's staging tables and first-load
-flags), ``plans`` (staging layouts, quoting, merge SQL), ``hashing``, ``counts``.
+Files: ``loader`` (the transaction), ``entities``, ``links``, ``children``, ``raw`` (what it
+writes), ``deletes`` (late references, soft deletes), ``staging`` (one connection's staging tables
+and first-load flags), ``plans`` (staging layouts, quoting, merge SQL), ``hashing``, ``counts``.
 """
 
 import pipeline.models  # noqa: F401  (registers every unified table spec the loader needs)

@@ -37,6 +37,7 @@ class LoadCounts:
     raw_written: int = 0
     links_written: int = 0
     rejected: int = 0
+    retired: int = 0  # nested rows an owner's re-fetched document no longer holds (``load.children``)
     tables: dict[str, int] = field(default_factory=dict)  # rows written per table
     changes: dict[str, TableChange] = field(default_factory=dict)  # per entity table
 
@@ -62,6 +63,7 @@ class LoadCounts:
         self.raw_written += other.raw_written
         self.links_written += other.links_written
         self.rejected += other.rejected
+        self.retired += other.retired
         for name, n in other.tables.items():
             self.tables[name] = self.tables.get(name, 0) + n
         for name, c in other.changes.items():

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import asyncpg
 
 from pipeline import tables
+from pipeline.load.children import retire_children
 from pipeline.load.counts import LoadCounts
 from pipeline.load.entities import upsert_entities
 from pipeline.load.links import replace_links
@@ -86,6 +87,8 @@ class Loader:
                     spec = tables.spec(name)
                     if isinstance(spec, LinkTable):
                         await replace_links(st, spec, batch, counts, self.owned_tables)
+                if batch.replaced:
+                    await retire_children(st, batch, counts)
                 if land_raw and batch.raw:
                     await upsert_raw(st, batch.raw, counts, seen_scan, self.record_resource)
                 if batch.rejects:

@@ -259,6 +259,18 @@ class StreamingLink(EntityRow, table=True):
     dubs: list[str] | None = Field(default=None, sa_type=ARRAY(Text))
 
 
+class NextEpisode(EntityRow, table=True):
+    """sql/020: the next episode of an airing media and when it airs (one row per media)."""
+
+    __tablename__: ClassVar[str] = "next_episodes"
+    __table_args__ = _unique_source_id()
+
+    media_id: int | None = _fk("catalog.media.id", "SET NULL")
+    media_source_id: str | None = _text()
+    episode: int | None = None
+    airing_at: datetime = Field(sa_type=TimestampTZ, nullable=False)
+
+
 class MediaTag(EntityRow, table=True):
     __tablename__: ClassVar[str] = "media_tags"
     __table_args__ = _unique_source_id()
@@ -350,6 +362,7 @@ MODELS: tuple[type[SQLModel], ...] = (
     StreamingLink,
     MediaTag,
     CharacterVoice,
+    NextEpisode,
 )
 
 SPECS: tuple[EntityTable | LinkTable, ...] = (
@@ -369,6 +382,7 @@ SPECS: tuple[EntityTable | LinkTable, ...] = (
     entity_spec(StreamingLink, MEDIA_REF),
     entity_spec(MediaTag, MEDIA_REF),
     entity_spec(CharacterVoice, MEDIA_CHARACTER_REF, PERSON_REF),
+    entity_spec(NextEpisode, MEDIA_REF),
 )
 
 register(*SPECS)

@@ -6,12 +6,20 @@ lockout with ``Retry-After`` and an epoch ``X-RateLimit-Reset``; ``perPage`` is 
 ``pageInfo.total``/``lastPage`` are unreliable (5000 once there is more than a page) and a query
 cannot page past item 5,000 (``page × perPage``); no ``updatedAt`` filter exists, only sorting.
 Only the fields a query selects come back; unknown fields and arguments are GraphQL errors.
+
+A query whose complexity passes 500 is refused before it runs, as AniList does: HTTP 400
+``{"errors": [{"message": "Max query complexity should be 500 but got 525.", "status": 400}],
+"data": null}``. The cost is 1 per selected field plus what it selects (a ``Page`` list is charged
+once); a nested connection (``characters``, ``staff``, ``reviews``, … inside a media) charges its
+items once per ``perPage`` (default and maximum 25), the upper bound ``sources/anilist.py``
+documents. Nested connections honour ``page``/``perPage``/``sort`` (and ``role``), voice actors
+their ``language``, studios ``isMain``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,6 +34,20 @@ from pipeline.sandbox.world import GENRES, Work, WorldRecords
 
 SERVICE = "anilist"
 MAX_PER_PAGE = 50
+MAX_COMPLEXITY = 500
+NESTED_PER_PAGE = 25  # default and maximum of a nested connection page
+# Paged connections of a media (charged per item when nested) and the arguments of nested fields.
+PAGED = frozenset(("characters", "staff", "reviews", "recommendations", "airingSchedule", "trends", "media"))
+NESTED_ARGS: dict[tuple[str, str], frozenset[str]] = {
+    ("Media", "characters"): frozenset(("page", "perPage", "sort", "role")),
+    ("Media", "staff"): frozenset(("page", "perPage", "sort")),
+    ("Media", "studios"): frozenset(("sort", "isMain")),
+    ("Media.characters.edges", "voiceActors"): frozenset(("language", "sort")),
+    ("Media.relations.edges", "relationType"): frozenset(("version",)),
+}
+ROLE_ORDER = {"MAIN": 0, "SUPPORTING": 1, "BACKGROUND": 2}
+CHARACTER_SORTS = frozenset(("ID", "ROLE", "RELEVANCE", "FAVOURITES", "SEARCH_MATCH"))
+STAFF_SORTS = frozenset(("ID", "ROLE", "LANGUAGE", "RELEVANCE", "FAVOURITES", "SEARCH_MATCH"))
 DEPTH_CAP = 5000
 TOO_MANY = {"data": None, "errors": [{"message": "Too Many Requests.", "status": 429}]}
 MEDIA_ARGS = frozenset((
@@ -99,13 +121,81 @@ async def _handle(state: AniListState, request: web.Request) -> web.StreamRespon
     try:
         query, variables = await _read(request)
         operation = graphql.parse(query)
-        data, status, errors = _execute(state, operation, {**_defaults(operation), **variables})
+        variables = {**_defaults(operation), **variables}
+        cost = graphql.complexity(operation.selections, operation.fragments, variables, per_item)
+        if cost > MAX_COMPLEXITY:
+            refused = {
+                "message": f"Max query complexity should be {MAX_COMPLEXITY} but got {cost}.",
+                "status": 400,
+            }
+            return json_response({"errors": [refused], "data": None}, status=400, headers=headers)
+        data, status, errors = _execute(state, operation, variables)
     except GraphQLError as exc:
         return json_response({"errors": [exc.as_error()], "data": None}, status=400, headers=headers)
     body: dict[str, Any] = {"data": data}
     if errors:
         body["errors"] = errors
     return json_response(body, status=status, headers=headers)
+
+
+def per_item(field: Field, args: Mapping[str, Any], path: tuple[str, ...]) -> int:
+    """How many times a field's items are charged: a nested connection's page size, else once."""
+    if field.name in PAGED and path and path[-1] != "Page":
+        return _nested_size(args)
+    return 1
+
+
+def _nested_size(args: Mapping[str, Any]) -> int:
+    return max(1, min(NESTED_PER_PAGE, int(args.get("perPage") or NESTED_PER_PAGE)))
+
+
+def shaper(variables: Mapping[str, Any]) -> graphql.Shape:
+    """Apply nested fields' arguments to a rendered media, as the server resolves them."""
+
+    def shape(field: Field, value: Any, parent: str) -> Any:
+        allowed = NESTED_ARGS.get((parent, field.name))
+        if allowed is None:
+            return value
+        args = graphql.resolve_args(field.args, variables)
+        _check_args(field, args, allowed, parent)
+        args = {k: v for k, v in args.items() if v is not None}
+        if field.name in ("characters", "staff"):
+            return _connection(field, value["edges"], args)
+        if field.name == "voiceActors" and "language" in args:
+            return [actor for actor in value if actor["language"] == args["language"]]
+        if field.name == "studios" and "isMain" in args:
+            return {"edges": [e for e in value["edges"] if e["isMain"] == bool(args["isMain"])]}
+        return value
+
+    return shape
+
+
+def _connection(field: Field, edges: list[dict[str, Any]], args: Mapping[str, Any]) -> dict[str, Any]:
+    """One page of a nested characters/staff connection, sorted and filtered by its arguments."""
+    allowed = CHARACTER_SORTS if field.name == "characters" else STAFF_SORTS
+    found = [e for e in edges if "role" not in args or e["role"] == args["role"]]
+    for name in reversed(_as_list(args.get("sort", []))):
+        base = str(name).removesuffix("_DESC")
+        if base not in allowed:
+            enum = "CharacterSort" if field.name == "characters" else "StaffSort"
+            raise GraphQLError(f'Value "{name}" does not exist in "{enum}" enum.', field.line, field.column)
+        keys: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "ID": lambda e: e["node"]["id"],
+            "ROLE": lambda e: ROLE_ORDER.get(e["role"], 3) if field.name == "characters" else e["role"],
+            "LANGUAGE": lambda e: e["node"].get("language") or "",
+        }
+        if base in keys:  # RELEVANCE, FAVOURITES, SEARCH_MATCH: the rendered order already
+            found = sorted(found, key=keys[base], reverse=str(name).endswith("_DESC"))
+    size, page = _nested_size(args), max(1, int(args.get("page") or 1))
+    chunk = found[(page - 1) * size : page * size]
+    info = {
+        "total": len(found),
+        "perPage": size,
+        "currentPage": page,
+        "lastPage": max(1, math.ceil(len(found) / size)),
+        "hasNextPage": page * size < len(found),
+    }
+    return {"edges": chunk, "nodes": [e["node"] for e in chunk], "pageInfo": info}
 
 
 def _defaults(operation: Operation) -> dict[str, Any]:
@@ -157,7 +247,7 @@ def _execute(
                 status = 404
                 continue
             full = anilist_render.media(found[0], world, now)
-            data[root.key] = graphql.project(full, root.selections, op.fragments, "Media")
+            data[root.key] = graphql.project(full, root.selections, op.fragments, "Media", shaper(variables))
         elif root.name == "GenreCollection":
             data[root.key] = list(GENRES)
         else:
@@ -189,7 +279,9 @@ def _page(
             chunk = [] if page * per_page > DEPTH_CAP else found[start : start + per_page]
             world = state.ctx.need_world()
             full = [anilist_render.media(w, world, now) for w in chunk]
-            rendered[child.key] = graphql.project(full, child.selections, op.fragments, "Media")
+            rendered[child.key] = graphql.project(
+                full, child.selections, op.fragments, "Media", shaper(variables)
+            )
         elif child.name != "pageInfo":
             raise GraphQLError(f'Cannot query field "{child.name}" on type "Page".', child.line, child.column)
     total = matched if matched <= per_page else DEPTH_CAP

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.sandbox.names import FIRST_NAMES, LAST_NAMES
 from pipeline.sandbox.world import Character, Work, World
 
 FORMATS = {
@@ -52,30 +53,163 @@ def _name(char: Character) -> dict[str, Any]:
     }
 
 
+ANIME_ROLES = (
+    "Director", "Original Creator", "Series Composition", "Character Design", "Music",
+    "Chief Animation Director", "Art Director", "Sound Director", "Theme Song Performance (OP)",
+    "Script (eps 1-3)", "Storyboard (ep 1)", "Key Animation (ep 2)", "Producer",
+    "ADR Director (English)", "Episode Director (ep 4)",
+)  # fmt: skip
+MANGA_ROLES = ("Story & Art", "Story", "Art", "Translator (English)", "Lettering (English)")
+LANGUAGES = {"JAPANESE": "Japanese", "ENGLISH": "English"}
+STUDIO_NAMES = ("Sunrise", "Madhouse", "Bones", "Production I.G", "Kyoto Animation", "Shaft", "Trigger")
+PRODUCER_NAMES = ("Aniplex", "Bandai Visual", "Pony Canyon", "Kadokawa", "TOHO", "Lantis", "Dentsu")
+STREAMERS = ("Crunchyroll", "Netflix", "HIDIVE", "Hulu", "Amazon Prime Video")
+
+
+def _person(ident: str, index: int) -> tuple[str, str]:
+    """A deterministic (full, native) name for a staff id."""
+    given, given_native = FIRST_NAMES[index % len(FIRST_NAMES)]
+    family, family_native = LAST_NAMES[(index // len(FIRST_NAMES)) % len(LAST_NAMES)]
+    return f"{given} {family} {ident[-3:]}", f"{family_native}{given_native}"
+
+
+def _staff_node(staff_id: int, language: str) -> dict[str, Any]:
+    full, native = _person(str(staff_id), staff_id)
+    given, _, family = full.rpartition(" ")[0].partition(" ")
+    return {
+        "id": staff_id,
+        "name": {"full": full, "native": native, "first": given, "last": family, "userPreferred": full},
+        "language": language,
+        "languageV2": LANGUAGES[language],
+        "image": {"large": f"{CDN}/staff/large/n{staff_id}.jpg"},
+        "siteUrl": f"https://anilist.co/staff/{staff_id}",
+    }
+
+
+def voice_actors(char: Character) -> list[dict[str, Any]]:
+    """A Japanese voice for every character, an English dub for every other one."""
+    actors = [_staff_node(95000 + (char.index * 13) % 40000, "JAPANESE")]
+    if char.index % 2 == 0:
+        actors.append(_staff_node(135000 + (char.index * 17) % 40000, "ENGLISH"))
+    return actors
+
+
 def _character_edges(work: Work, world: World) -> list[dict[str, Any]]:
     edges = []
     for slot, (index, role) in enumerate(work.characters):
         char = world.characters[index]
-        staff_id = 95000 + (index * 13) % 40000
         edges.append(
             {
                 "id": (work.anilist_id or 0) * 10 + slot,
                 "role": role,
-                "voiceActors": [
-                    {
-                        "id": staff_id,
-                        "name": {"full": f"{char.last} Seiyuu", "native": None},
-                        "language": "JAPANESE",
-                        "image": {"large": f"{CDN}/staff/large/n{staff_id}.jpg"},
-                    }
-                ],
+                "voiceActors": voice_actors(char),
                 "node": {
                     "id": char.anilist_id,
-                    "name": _name(char),
+                    "name": {**_name(char), "alternative": [] if index % 3 else [char.first]},
+                    "gender": ("Female", "Male", None)[index % 3],
                     "image": {"large": f"{CDN}/character/large/b{char.anilist_id}.png"},
+                    "siteUrl": f"https://anilist.co/character/{char.anilist_id}",
                 },
             }
         )
+    return edges
+
+
+def _staff_edges(work: Work) -> list[dict[str, Any]]:
+    """4-15 credits for an anime, 1-4 for a manga; the same people recur across works."""
+    aid = work.anilist_id or 0
+    roles = ANIME_ROLES[: 4 + work.index % 12] if work.kind == "anime" else MANGA_ROLES[: 1 + work.index % 4]
+    edges = []
+    for slot, role in enumerate(roles):
+        english = "(English)" in role  # dub crew: a pool of their own, so a person keeps one language
+        staff_id = (300000 if english else 200000) + (aid * 7 + slot * 131) % 2000
+        language = "ENGLISH" if english else "JAPANESE"
+        edges.append({"id": aid * 100 + slot, "role": role, "node": _staff_node(staff_id, language)})
+    return edges
+
+
+def _studio(ident: int, name: str, *, animates: bool) -> dict[str, Any]:
+    return {
+        "id": ident,
+        "name": name,
+        "isAnimationStudio": animates,
+        "siteUrl": f"https://anilist.co/studio/{ident}",
+        "favourites": ident % 97,
+    }
+
+
+def _studio_edges(work: Work) -> list[dict[str, Any]]:
+    """The main animation studio, then a producer for two works in three (anime only)."""
+    aid = work.anilist_id or 0
+    if work.kind != "anime":
+        return []
+    main = 1 + aid % 300
+    edges = [
+        {
+            "id": aid * 5,
+            "isMain": True,
+            "node": _studio(main, f"{STUDIO_NAMES[main % 7]} {main}", animates=True),
+        }
+    ]
+    if work.index % 3:
+        producer = 1001 + aid % 120
+        name = f"{PRODUCER_NAMES[producer % 7]} {producer}"
+        edges.append({"id": aid * 5 + 1, "isMain": False, "node": _studio(producer, name, animates=False)})
+    return edges
+
+
+def _external_links(work: Work) -> list[dict[str, Any]]:
+    """The official site (INFO), a streamer for most anime (STREAMING), a social account for some."""
+    aid = work.anilist_id or 0
+    links = [_link(aid * 4, "Official Site", f"https://example.org/works/{aid}", "INFO", "Japanese")]
+    if work.kind == "anime" and work.index % 4:
+        site = STREAMERS[work.index % len(STREAMERS)]
+        slug = work.slug or str(aid)
+        links.append(
+            _link(
+                aid * 4 + 1,
+                site,
+                f"https://{site.lower().replace(' ', '')}.example/{slug}",
+                "STREAMING",
+                None if work.index % 2 else "English",
+            )
+        )
+    if work.index % 5 == 0:
+        links.append(
+            _link(aid * 4 + 2, "Twitter", f"https://twitter.example/work{aid}", "SOCIAL", "Japanese")
+        )
+    return links
+
+
+def _link(ident: int, site: str, url: str, kind: str, language: str | None) -> dict[str, Any]:
+    return {
+        "id": ident,
+        "url": url,
+        "site": site,
+        "siteId": ident % 300,
+        "type": kind,
+        "language": language,
+        "color": None,
+        "icon": None,
+        "notes": None,
+        "isDisabled": False,
+    }
+
+
+def _relation_edges(work: Work, world: World) -> list[dict[str, Any]]:
+    """The previous work is a prequel, the next one a sequel (when AniList has them)."""
+    aid = work.anilist_id or 0
+    edges = []
+    for offset, relation in ((-1, "PREQUEL"), (1, "SEQUEL")):
+        at = work.index + offset
+        if 0 <= at < len(world.works) and world.works[at].anilist_id:
+            edges.append(
+                {
+                    "id": aid * 7 + 1 + max(offset, 0),
+                    "relationType": relation,
+                    "node": _small(world.works[at]),
+                }
+            )
     return edges
 
 
@@ -99,7 +233,6 @@ def media(work: Work, world: World, now: float) -> dict[str, Any]:
     season = work.season
     adult = work.adult
     score = None if work.score is None else round(work.score)
-    related = [w for w in (world.works[work.index - 1 : work.index] if work.index else []) if w.anilist_id]
     airing = None
     if work.status == "releasing" and kind == "anime":
         at = int(now // 604800 + 1) * 604800 + (work.index % 7) * 86400
@@ -151,32 +284,13 @@ def media(work: Work, world: World, now: float) -> dict[str, Any]:
         "isFavourite": False,
         "isRecommendationBlocked": False,
         "nextAiringEpisode": airing,
-        "relations": {
-            "edges": [{"id": aid * 7 + 1, "relationType": "PREQUEL", "node": _small(w)} for w in related],
-        },
-        "characters": {"edges": _character_edges(work, world), "pageInfo": {"total": len(work.characters)}},
-        "staff": {
-            "edges": [
-                {
-                    "id": aid * 3,
-                    "role": "Director" if kind == "anime" else "Story & Art",
-                    "node": {
-                        "id": 100000 + aid % 50000,
-                        "name": {
-                            "full": f"{world.characters[0].last if world.characters else 'Sandbox'} Kantoku"
-                        },
-                        "language": "JAPANESE",
-                        "image": {"large": f"{CDN}/staff/large/n{100000 + aid % 50000}.jpg"},
-                    },
-                }
-            ]
-        },
-        "studios": {
-            "edges": [{"isMain": True, "node": {"id": 1 + aid % 300, "name": f"Studio {aid % 300}"}}]
-        },
+        "relations": {"edges": _relation_edges(work, world)},
+        "characters": {"edges": _character_edges(work, world)},
+        "staff": {"edges": _staff_edges(work)},
+        "studios": {"edges": _studio_edges(work)},
         "reviews": {"pageInfo": {"total": 0}, "nodes": []},
         "recommendations": {"pageInfo": {"total": 0}, "nodes": []},
-        "externalLinks": [{"site": "Official Site", "url": f"https://example.org/works/{aid}"}],
+        "externalLinks": _external_links(work),
         "streamingEpisodes": [],
         "trailer": None if work.index % 4 else {"id": f"yt{aid:09d}", "site": "youtube"},
         "rankings": [],
@@ -186,7 +300,8 @@ def media(work: Work, world: World, now: float) -> dict[str, Any]:
                 "name": name,
                 "description": f"Prominently features {name.lower()}.",
                 "rank": 60 + (work.index * (g + 3)) % 40,
-                "isMediaSpoiler": False,
+                "category": "Theme-Other",
+                "isMediaSpoiler": g == 1 and work.index % 7 == 0,
                 "isGeneralSpoiler": False,
             }
             for g, name in enumerate(work.genres[:2])

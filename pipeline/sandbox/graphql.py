@@ -1,14 +1,16 @@
 """A small GraphQL reader: enough of the language for the queries a sync connector sends.
 
 Supports one operation (``query Name($v: Type = default) { … }`` or a bare ``{ … }``), aliases,
-arguments with variables, lists, objects and enums, named fragments and inline fragments, and
-projecting a resolved ``dict`` onto a selection set so only the requested fields come back.
+arguments with variables, lists, objects and enums, named fragments and inline fragments,
+projecting a resolved ``dict`` onto a selection set so only the requested fields come back, and a
+query's static complexity (``complexity``: 1 per selected field plus what it selects, a field's
+items charged ``per_item`` times, as graphql-php's ``QueryComplexity`` rule counts).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -265,17 +267,49 @@ def fields_of(selections: list[Selection], fragments: Mapping[str, list[Selectio
     return out
 
 
+PerItem = Callable[[Field, Mapping[str, Any], tuple[str, ...]], int]
+
+
+def complexity(
+    selections: list[Selection],
+    fragments: Mapping[str, list[Selection]],
+    variables: Mapping[str, Any],
+    per_item: PerItem,
+    path: tuple[str, ...] = (),
+) -> int:
+    """Static cost of a selection: each field 1 + its children, the children (``pageInfo`` apart)
+    counted ``per_item(field, its resolved args, the names of its ancestors)`` times."""
+    total = 0
+    for sel in fields_of(selections, fragments):
+        args = resolve_args(sel.args, variables)
+        inner = meta = 0
+        for child in fields_of(sel.selections, fragments):
+            cost = complexity([child], fragments, variables, per_item, (*path, sel.name))
+            if child.name == "pageInfo":
+                meta += cost
+            else:
+                inner += cost
+        total += 1 + meta + (per_item(sel, args, path) * inner if inner else 0)
+    return total
+
+
+# (the field as selected, its resolved value, the parent's type name) -> the value to project:
+# where a server applies a field's arguments (a nested connection's perPage, a language filter).
+Shape = Callable[[Field, Any, str], Any]
+
+
 def project(
     value: Any,
     selections: list[Selection],
     fragments: Mapping[str, list[Selection]],
     type_name: str,
+    shape: Shape | None = None,
 ) -> Any:
     """Keep only the selected fields of a resolved value (recursively, through lists)."""
     if value is None:
         return None
     if isinstance(value, list):
-        return [project(v, selections, fragments, type_name) for v in value]
+        return [project(v, selections, fragments, type_name, shape) for v in value]
     out = {}
     for sel in fields_of(selections, fragments):
         if sel.name == "__typename":
@@ -285,11 +319,11 @@ def project(
             raise GraphQLError(
                 f'Cannot query field "{sel.name}" on type "{type_name}".', sel.line, sel.column
             )
-        item = value[sel.name]
+        item = value[sel.name] if shape is None else shape(sel, value[sel.name], type_name)
         if sel.selections:
             if item is not None and not isinstance(item, dict | list):
                 raise GraphQLError(f'Field "{sel.name}" must not have a selection.', sel.line, sel.column)
-            out[sel.key] = project(item, sel.selections, fragments, _type_of(type_name, sel.name))
+            out[sel.key] = project(item, sel.selections, fragments, _type_of(type_name, sel.name), shape)
         else:
             if isinstance(item, dict) or (isinstance(item, list) and item and isinstance(item[0], dict)):
                 raise GraphQLError(

@@ -23,6 +23,41 @@ real service (the README says so too).
 
 Defaults: 30 requests a minute (the headers claim 90), one in flight, ``X-RateLimit-Reset`` as an
 epoch, and ``errors[]`` in a 200 body read by ``graphql_body_check``.
+
+**What one query brings** (``MEDIA_FIELDS``): each media with its characters (role, the character,
+its voice actors with their language), staff (role), studios (``isMain``, ``isAnimationStudio``),
+relations (``relationType(version: 2)``), tags (rank, spoilers), ``nextAiringEpisode``
+(``airingAt`` and ``episode``; never ``timeUntilAiring``, a countdown) and ``externalLinks`` (site,
+url, type STREAMING / INFO / SOCIAL, language). No extra request: the nightly and scan request
+counts are those of the media pages alone.
+
+**Query complexity.** AniList refuses a query whose complexity passes 500 with HTTP 400
+``{"errors": [{"message": "Max query complexity should be 500 but got 525.", "status": 400}],
+"data": null}`` and no partial data. Public measurements show the cost model: 1 per selected field
+plus what it selects (15 aliased ``Media`` of 35 → 525; a ``Page(perPage: 50)`` of airing
+schedules costs its fields once, not 50 times). How a *nested* connection is charged is not
+published, so ``query_complexity`` (and the simulator) charge a nested connection's ``edges`` once
+per ``perPage``, an upper bound. With ``P`` = ``characters_per_page`` and ``S`` =
+``staff_per_page``::
+
+    Page 1 + pageInfo 2 + media 1 + the media's own fields 67           =  71
+      (scalars 20, title 5, dates 8, coverImage 4, nextAiringEpisode 3,
+       tags 7, studios 8, relations 6, externalLinks 6)
+    characters 1 + pageInfo 2 + P x edges 17  (role 1, node 9, voiceActors 6, edges 1)
+    staff      1 + pageInfo 2 + S x edges 11  (id 1, role 1, node 8, edges 1)
+    total = 77 + 17 P + 11 S   →   defaults P = S = 12: 413 ≤ 500 (P = S = 15: 497)
+
+The page size of the media list does not enter the total (a ``Page`` list is charged once). The
+recordings' own website query (``characters(perPage: 6)``, ``staff(perPage: 8)``, reviews and
+recommendations) costs 442 by the same count, and the real server answers it.
+``build_stream`` refuses options whose total passes 500. A nested page also holds at most 25.
+
+**Known limit:** one nested page per media. A media keeps the first ``P`` characters
+(``sort: [ROLE, RELEVANCE, ID]``: main cast first) and the first ``S`` staff (``[RELEVANCE, ID]``)
+of each fetch; a long-running show with 80 characters and 200 staff holds 12 of each. The rows are
+the complete set *of that page*: a character or staff credit that drops out of it on a re-fetch is
+soft-deleted (``Batch.replaced``), like one AniList removed. Studios, relations, tags and links are
+not paged by AniList and arrive whole.
 """
 
 from __future__ import annotations
@@ -54,6 +89,12 @@ DEPTH_CAP = 5000
 KEY_STRIDE = 1000  # page keys: partition key base + page (≤ 100 pages fit under the depth cap)
 DEFAULT_BOUNDARIES = (1990, 2000, 2005, 2010, 2013, 2016, 2018, 2020, 2022, 2024, 2026)
 
+COMPLEXITY_LIMIT = 500  # AniList's maximum query complexity
+NESTED_MAX = 25  # entries a nested connection page holds at most
+DEFAULT_CHARACTERS, DEFAULT_STAFF = 12, 12
+# query_complexity = BASE + per character edge x P + per staff edge x S (module docstring)
+COST_BASE, COST_CHARACTER, COST_STAFF = 77, 17, 11
+
 MEDIA_FIELDS = """
       id idMal type format status countryOfOrigin isAdult updatedAt
       title { romaji english native userPreferred }
@@ -62,10 +103,28 @@ MEDIA_FIELDS = """
       season seasonYear episodes duration chapters volumes
       averageScore popularity
       coverImage { extraLarge large medium } bannerImage
+      nextAiringEpisode { airingAt episode }
+      tags { id name category rank isMediaSpoiler isGeneralSpoiler }
+      studios { edges { isMain node { id name isAnimationStudio siteUrl } } }
+      relations { edges { relationType(version: 2) node { id type } } }
+      externalLinks { id site url type language }
+      characters(perPage: $characters, sort: [ROLE, RELEVANCE, ID]) {
+        pageInfo { hasNextPage }
+        edges {
+          role
+          node { id name { full native alternative } gender image { large } }
+          voiceActors(sort: [RELEVANCE, ID]) { id name { full native } languageV2 }
+        }
+      }
+      staff(perPage: $staff, sort: [RELEVANCE, ID]) {
+        pageInfo { hasNextPage }
+        edges { id role node { id name { full native } languageV2 image { large } } }
+      }
 """
+NESTED_VARIABLES = "$characters: Int, $staff: Int"
 QUERY = (
     "query ($page: Int, $perPage: Int, $type: MediaType, $sort: [MediaSort],"
-    " $startDate_greater: FuzzyDateInt, $startDate_lesser: FuzzyDateInt) {\n"
+    " $startDate_greater: FuzzyDateInt, $startDate_lesser: FuzzyDateInt, " + NESTED_VARIABLES + ") {\n"
     "  Page(page: $page, perPage: $perPage) {\n"
     "    pageInfo { hasNextPage }\n"
     "    media(type: $type, sort: $sort, startDate_greater: $startDate_greater,"
@@ -74,7 +133,7 @@ QUERY = (
 
 
 LOOKUP_QUERY = (
-    "query ($page: Int, $perPage: Int, $type: MediaType, $ids: [Int]) {\n"
+    "query ($page: Int, $perPage: Int, $type: MediaType, $ids: [Int], " + NESTED_VARIABLES + ") {\n"
     "  Page(page: $page, perPage: $perPage) {\n"
     "    pageInfo { hasNextPage }\n"
     "    media(type: $type, id_in: $ids, sort: [ID]) {" + MEDIA_FIELDS + "    }\n  }\n}"
@@ -94,6 +153,33 @@ def main_tables(resource: str) -> tuple[str, ...]:
 def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -> AniListStream:
     check_resource(source, resource, TYPES)
     return AniListStream(source, resource, client)
+
+
+def query_complexity(characters: int, staff: int) -> int:
+    """What AniList charges ``QUERY`` (or ``LOOKUP_QUERY``) with these nested page sizes (docstring)."""
+    return COST_BASE + COST_CHARACTER * characters + COST_STAFF * staff
+
+
+def nested_sizes(source: SourceSettings) -> dict[str, int]:
+    """``$characters``/``$staff`` from the options, refused when the query would pass the limit."""
+    sizes = {
+        "characters": option(source, "characters_per_page", DEFAULT_CHARACTERS, int),
+        "staff": option(source, "staff_per_page", DEFAULT_STAFF, int),
+    }
+    for key, size in sizes.items():
+        if not 1 <= size <= NESTED_MAX:
+            raise ConfigError(
+                f"[sources.{source.name}].{key}_per_page = {size}: a nested AniList page holds 1 to "
+                f"{NESTED_MAX}; fix the value"
+            )
+    cost = query_complexity(sizes["characters"], sizes["staff"])
+    if cost > COMPLEXITY_LIMIT:
+        raise ConfigError(
+            f"[sources.{source.name}]: characters_per_page = {sizes['characters']} and staff_per_page = "
+            f"{sizes['staff']} make a query of complexity {cost}, above AniList's {COMPLEXITY_LIMIT} "
+            f"({COST_BASE} + {COST_CHARACTER} per character + {COST_STAFF} per staff); lower them"
+        )
+    return sizes
 
 
 FIRST_FUZZY, LAST_FUZZY = 10_000_000, 30_000_000  # year 1000 and year 3000: the open ends, closed
@@ -160,6 +246,13 @@ def media_of(doc: Any) -> list[Mapping[str, Any]]:
     return [m for m in media if isinstance(m, Mapping)] if isinstance(media, list) else []
 
 
+def more_nested(media: Mapping[str, Any], name: str) -> bool:
+    """Whether a nested connection has entries past the one page the query asked for."""
+    connection = media.get(name)
+    info = connection.get("pageInfo") if isinstance(connection, Mapping) else None
+    return isinstance(info, Mapping) and info.get("hasNextPage") is True
+
+
 def dated(media: Mapping[str, Any]) -> bool:
     start = media.get("startDate")
     return isinstance(start, Mapping) and start.get("year") is not None
@@ -202,6 +295,8 @@ class AniListStream:
             boundaries = [first, *(y for y in DEFAULT_BOUNDARIES if y > first)]
         self.partitions = partitions([int(y) for y in boundaries])
         self.extra_lag = option(source, "cursor_lag_seconds", 0, int)
+        self.nested = nested_sizes(source)
+        self.truncated = {"characters": 0, "staff": 0}  # media whose nested page was not the last
 
     def __repr__(self) -> str:
         return f"AniListStream(source={self.source.name!r}, resource={self.resource!r})"
@@ -219,8 +314,11 @@ class AniListStream:
             walk = self._recent(since, until)
         else:
             walk = self._scan(state)
+        self.truncated = {"characters": 0, "staff": 0}
         async for page in walk:
             yield page
+        if any(self.truncated.values()):  # the known limit, counted (module docstring)
+            log.info("anilist_nested_pages_truncated", media=self.truncated, kept=self.nested)
 
     def paginator(self, variables: Mapping[str, Any], page: int = 1) -> GraphQLPagePaginator:
         return GraphQLPagePaginator(
@@ -228,7 +326,7 @@ class AniListStream:
             QUERY,
             field="media",
             per_page=self.source.page_size,
-            variables={"type": TYPES[self.resource], "sort": ["ID"], **variables},
+            variables={"type": TYPES[self.resource], "sort": ["ID"], **self.nested, **variables},
             page=page,
             max_pages=self.source.max_pages,
         )
@@ -276,7 +374,13 @@ class AniListStream:
         size = self.source.page_size
         for start in range(0, len(numeric), size):
             chunk = numeric[start : start + size]
-            variables = {"page": 1, "perPage": size, "type": TYPES[self.resource], "ids": chunk}
+            variables = {
+                "page": 1,
+                "perPage": size,
+                "type": TYPES[self.resource],
+                "ids": chunk,
+                **self.nested,
+            }
             request = PageRequest(self.source.base_url, {}, {"query": LOOKUP_QUERY, "variables": variables})
             doc, nbytes = await self._post(request)
             yield Page(doc, nbytes=nbytes)
@@ -360,6 +464,10 @@ class AniListStream:
 
     async def _post(self, request: PageRequest) -> tuple[Any, int]:
         response = await self.client.request("POST", request.url, json=request.json, stats=self.stats)
+        for media in media_of(response.data):
+            for name in self.truncated:
+                if more_nested(media, name):
+                    self.truncated[name] += 1
         return response.data, response.nbytes
 
 
@@ -371,5 +479,7 @@ __all__ = [
     "build_stream",
     "client_options",
     "main_tables",
+    "nested_sizes",
     "partitions",
+    "query_complexity",
 ]

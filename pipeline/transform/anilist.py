@@ -4,9 +4,26 @@
 ``{"data": {"Page": {"pageInfo": …, "media": [...]}}}`` or a single ``{"data": {"Media": {…}}}``.
 Each Media object is one raw record (``source_id`` = its AniList id, which is global across anime
 and manga) and yields the media row, its titles, genres, external ids (``anilist/<kind>`` = its
-own id, ``myanimelist/<kind>`` = ``idMal``, which is how ``catalog.works`` meets Kitsu), and the
-characters and staff the query asked for (``characters``/``characterPreview``, ``staff``/
-``staffPreview`` connections with ``edges``).
+own id, ``myanimelist/<kind>`` = ``idMal``, which is how ``catalog.works`` meets Kitsu), and what
+the query nested in it:
+
+* characters (``characters``/``characterPreview`` edges) → ``characters``, ``media_characters``
+  ``"<media>:<character>"``, their voice actors → ``people`` + ``character_voices``
+  ``"<media>:<character>:<staff>"`` (language ``languageV2``, else ``language``);
+* staff (``staff``/``staffPreview`` edges) → ``people`` + ``media_staff`` (the edge id);
+* studios → ``companies`` + ``media_companies`` ``"<media>:<studio>"`` (role ``studio`` when
+  ``isAnimationStudio``, else ``producer``; ``is_main``);
+* relations → ``media_relations`` ``"<media>:<related>:<relation>"`` (the related media's key is
+  kept whether or not it is in the catalogue);
+* tags → ``media_tags`` ``"<media>:<tag>"``; externalLinks → ``streaming_links`` (the link id;
+  type STREAMING / INFO / SOCIAL, anything else ``other``; the link's ``language`` — the language
+  of the linked page, not a subtitle or dub list — stays in ``raw.records``);
+* nextAiringEpisode → ``next_episodes`` (one row per media: episode and absolute ``airingAt``).
+
+A media's nested rows are the complete set its document holds (one nested page of characters and
+staff, see ``sources/anilist.py``): ``Batch.replaced`` says so, and the loader soft-deletes that
+media's stored rows the document no longer holds. ``catalog.characters``, ``people`` and
+``companies`` are shared by many media and are never retired that way.
 """
 
 from __future__ import annotations
@@ -43,6 +60,26 @@ STATUSES = {
 }
 SEASONS = {season: season for season in c.SEASONS}
 ROLES = {"main": "main", "supporting": "supporting", "background": "background"}
+# relationType(version: 2) → catalog.media_relations.relation (sql/017 CHECK list)
+RELATIONS = {
+    name.lower(): name.lower()
+    for name in (
+        "ADAPTATION", "PREQUEL", "SEQUEL", "PARENT", "SIDE_STORY", "CHARACTER", "SUMMARY",
+        "ALTERNATIVE", "SPIN_OFF", "OTHER", "SOURCE", "COMPILATION", "CONTAINS",
+    )
+}  # fmt: skip
+LINK_KINDS = {"streaming": "streaming", "info": "info", "social": "social"}
+# The nested tables a media document holds completely, by the key naming their owner.
+REPLACED = (
+    "catalog.media_characters",
+    "catalog.media_staff",
+    "catalog.media_companies",
+    "catalog.media_relations",
+    "catalog.media_tags",
+    "catalog.streaming_links",
+    "catalog.external_ids",
+    "catalog.next_episodes",
+)
 # AniList has one MANGA format and tells comics apart by country; Kitsu calls them manhwa/manhua.
 COMICS_BY_COUNTRY = {"KR": "manhwa", "CN": "manhua", "TW": "manhua"}
 # (romaji locale, native locale) by countryOfOrigin, in Kitsu's locale spelling.
@@ -164,14 +201,53 @@ def character_rows(media: str, edges: list[Mapping[str, Any]]) -> c.Rows:
             **c.NO_CHARACTER_DETAILS,
             "gender": c.text(node.get("gender"), "character.gender"),
         }
+        appearance = f"{media}:{ident}"
         link = {
-            "source_id": f"{media}:{ident}",
+            "source_id": appearance,
             "source_updated_at": None,
             "media_source_id": media,
             "character_source_id": ident,
             "role": c.vocabulary(edge.get("role"), ROLES, "anilist.character.role"),
         }
         rows += [("catalog.characters", character), ("catalog.media_characters", link)]
+        rows += voice_rows(appearance, edge.get("voiceActors"))
+    return rows
+
+
+def person_row(node: Mapping[str, Any], ident: str) -> tuple[str, c.Row]:
+    """A staff member (crew or voice actor) as a ``catalog.people`` row."""
+    full, native, _ = _names(node, "staff")
+    return "catalog.people", {
+        "source_id": ident,
+        "source_updated_at": None,
+        "name": full,
+        "name_native": native,
+        "language": c.text(node.get("languageV2") or node.get("language"), "staff.language"),
+        "description": c.plain_text(node.get("description"), "staff.description"),
+        "image_url": _image(node.get("image")),
+    }
+
+
+def voice_rows(appearance: str, actors: Any) -> c.Rows:
+    """The voice actors of one ``media_characters`` row: their people rows and the voice links."""
+    rows: c.Rows = []
+    for actor in actors if isinstance(actors, list) else []:
+        if not isinstance(actor, Mapping):
+            continue
+        ident = c.require_id(actor.get("id"), "voiceActors.id")
+        rows.append(person_row(actor, ident))
+        language = c.first_text(
+            c.text(actor.get("languageV2"), "voiceActors.languageV2"),
+            c.text(actor.get("language"), "voiceActors.language"),
+        )
+        voice = {
+            "source_id": f"{appearance}:{ident}",
+            "source_updated_at": None,
+            "media_character_source_id": appearance,
+            "person_source_id": ident,
+            "language": language,
+        }
+        rows.append(("catalog.character_voices", voice))
     return rows
 
 
@@ -182,17 +258,8 @@ def staff_rows(media: str, edges: list[Mapping[str, Any]]) -> c.Rows:
         if not isinstance(node, Mapping):
             continue
         ident = c.require_id(node.get("id"), "staff.id")
-        full, native, _ = _names(node, "staff")
         role = c.text(edge.get("role"), "staff.role")
-        person = {
-            "source_id": ident,
-            "source_updated_at": None,
-            "name": full,
-            "name_native": native,
-            "language": c.text(node.get("languageV2") or node.get("language"), "staff.language"),
-            "description": c.plain_text(node.get("description"), "staff.description"),
-            "image_url": _image(node.get("image")),
-        }
+        _, person = person_row(node, ident)
         edge_id = edge.get("id")
         credit = {
             "source_id": str(edge_id) if isinstance(edge_id, int) else f"{media}:{ident}:{role or ''}",
@@ -203,6 +270,127 @@ def staff_rows(media: str, edges: list[Mapping[str, Any]]) -> c.Rows:
         }
         rows += [("catalog.people", person), ("catalog.media_staff", credit)]
     return rows
+
+
+def studio_rows(media: str, edges: list[Mapping[str, Any]]) -> c.Rows:
+    """Studio edges: the company and its part in the media (``<media>:<studio>``)."""
+    rows: c.Rows = []
+    for edge in edges:
+        node = edge.get("node")
+        if not isinstance(node, Mapping):
+            continue
+        ident = c.require_id(node.get("id"), "studio.id")
+        name = c.text(node.get("name"), "studio.name")
+        if name is None:
+            raise SkippableRecordError(f"studio {ident}: no name")
+        animates = node.get("isAnimationStudio")
+        main = edge.get("isMain")
+        company = {
+            "source_id": ident,
+            "source_updated_at": None,
+            "name": name,
+            "site_url": c.text(node.get("siteUrl"), "studio.siteUrl"),
+            "is_animation_studio": animates if isinstance(animates, bool) else None,
+        }
+        part = {
+            "source_id": f"{media}:{ident}",
+            "source_updated_at": None,
+            "media_source_id": media,
+            "company_source_id": ident,
+            "role": None if not isinstance(animates, bool) else "studio" if animates else "producer",
+            "is_main": main if isinstance(main, bool) else None,
+        }
+        rows += [("catalog.companies", company), ("catalog.media_companies", part)]
+    return rows
+
+
+def relation_rows(media: str, edges: list[Mapping[str, Any]]) -> c.Rows:
+    """Relation edges: what the related media is to this one (``<media>:<related>:<relation>``)."""
+    rows: c.Rows = []
+    for edge in edges:
+        node = edge.get("node")
+        if not isinstance(node, Mapping):
+            continue
+        related = c.require_id(node.get("id"), "relations.node.id")
+        relation = c.vocabulary(edge.get("relationType"), RELATIONS, "anilist.relationType")
+        row = {
+            "source_id": f"{media}:{related}:{relation or ''}",
+            "source_updated_at": None,
+            "media_source_id": media,
+            "related_media_source_id": related,
+            "relation": relation,
+        }
+        rows.append(("catalog.media_relations", row))
+    return rows
+
+
+def tag_rows(media: str, tags: Any) -> c.Rows:
+    """Tags with their rank and spoiler flag (``<media>:<tag>``)."""
+    rows: c.Rows = []
+    for tag in tags if isinstance(tags, list) else []:
+        if not isinstance(tag, Mapping):
+            continue
+        ident = c.require_id(tag.get("id"), "tags.id")
+        name = c.text(tag.get("name"), "tags.name")
+        if name is None:
+            raise SkippableRecordError(f"tag {ident}: no name")
+        rank = c.integer(tag.get("rank"), "tags.rank")
+        flags = [tag.get(key) for key in ("isMediaSpoiler", "isGeneralSpoiler")]
+        known = [flag for flag in flags if isinstance(flag, bool)]
+        row = {
+            "source_id": f"{media}:{ident}",
+            "source_updated_at": None,
+            "media_source_id": media,
+            "name": name,
+            "category": c.text(tag.get("category"), "tags.category"),
+            "rank": rank if rank is not None and 0 <= rank <= 100 else None,
+            "is_spoiler": any(known) if known else None,
+        }
+        rows.append(("catalog.media_tags", row))
+    return rows
+
+
+def link_rows(media: str, links: Any) -> c.Rows:
+    """externalLinks: streaming, info and social pages (the link id; type unknown → other)."""
+    rows: c.Rows = []
+    for link in links if isinstance(links, list) else []:
+        if not isinstance(link, Mapping):
+            continue
+        site = c.text(link.get("site"), "externalLinks.site")
+        url = c.text(link.get("url"), "externalLinks.url")
+        if site is None or url is None:
+            continue  # nothing to point at
+        ident = link.get("id")
+        kind = c.vocabulary(link.get("type"), LINK_KINDS, "anilist.externalLinks.type")
+        row = {
+            "source_id": c.require_id(ident, "externalLinks.id") if ident is not None else f"{media}:{url}",
+            "source_updated_at": None,
+            "media_source_id": media,
+            "site": site,
+            "url": url,
+            "kind": "other" if kind == "unknown" else kind,
+            "subtitles": None,
+            "dubs": None,
+        }
+        rows.append(("catalog.streaming_links", row))
+    return rows
+
+
+def next_episode_rows(media: str, upcoming: Any) -> c.Rows:
+    """``nextAiringEpisode`` as an absolute time and episode number (never the countdown)."""
+    if not isinstance(upcoming, Mapping):
+        return []
+    airing_at = c.timestamp(upcoming.get("airingAt"), "nextAiringEpisode.airingAt")
+    if airing_at is None:
+        return []
+    row = {
+        "source_id": media,
+        "source_updated_at": None,
+        "media_source_id": media,
+        "episode": c.count(upcoming.get("episode"), "nextAiringEpisode.episode"),
+        "airing_at": airing_at,
+    }
+    return [("catalog.next_episodes", row)]
 
 
 def _season(media: Mapping[str, Any], start: c.PartialDate | None) -> tuple[str, int] | None:
@@ -270,6 +458,11 @@ def media_rows(media: Mapping[str, Any], resource: str) -> c.Rows:
         rows.append(external_id_row(ident, f"myanimelist/{kind}", c.require_id(media["idMal"], "idMal")))
     rows += character_rows(ident, _edges(media, "characters", "characterPreview"))
     rows += staff_rows(ident, _edges(media, "staff", "staffPreview"))
+    rows += studio_rows(ident, _edges(media, "studios"))
+    rows += relation_rows(ident, _edges(media, "relations"))
+    rows += tag_rows(ident, media.get("tags"))
+    rows += link_rows(ident, media.get("externalLinks"))
+    rows += next_episode_rows(ident, media.get("nextAiringEpisode"))
     return rows
 
 
@@ -295,8 +488,16 @@ def build_page(
 
 
 def transform_media(payload: Any, resource: str) -> Batch:
-    """A page of Media: each one a raw record plus its rows, or a reject."""
-    return build_page(page_media(payload, resource), resource, "media", media_rows)
+    """A page of Media: each one a raw record plus its rows, or a reject; the nested rows of every
+    media that transformed are complete (``Batch.replaced``), their character voices included."""
+    batch = build_page(page_media(payload, resource), resource, "media", media_rows)
+    owners = {str(row["source_id"]) for row in batch.rows.get("catalog.media", ())}
+    if owners:
+        for table in REPLACED:
+            batch.replaced[table] = set(owners)
+        appearances = batch.rows.get("catalog.media_characters", ())
+        batch.replaced["catalog.character_voices"] = {str(row["source_id"]) for row in appearances}
+    return batch
 
 
 def transform_anime(payload: Any) -> Batch:
