@@ -12,15 +12,16 @@ from pipeline.transform import Lookup
 
 
 async def read_context(conn: asyncpg.Connection, source: str, needs: Mapping[str, Lookup]) -> dict[str, Any]:
-    """``{name: {source_id: payload[field]}}`` for each lookup, over the live raw records."""
+    """``{name: {source_id: payload[field]}}`` for each lookup, over the live raw records (a dotted
+    ``field`` is a path: ``attributes.siteName``)."""
     context: dict[str, Any] = {}
     for name, lookup in needs.items():
         rows = await conn.fetch(
-            "SELECT source_id, payload ->> $3 AS value FROM raw.records "
+            "SELECT source_id, payload #>> $3::text[] AS value FROM raw.records "
             "WHERE source = $1 AND resource = $2 AND deleted_at IS NULL",
             source,
             lookup.resource,
-            lookup.field,
+            lookup.field.split("."),
         )
         context[name] = {r["source_id"]: r["value"] for r in rows if r["value"] is not None}
     return context

@@ -33,7 +33,7 @@ Payloads = list[dict[str, Any]]
 @dataclass(frozen=True, slots=True)
 class Lookup:
     """A context value: ``{source_id: payload[field]}`` over the live raw records of ``resource`` of
-    the same source (e.g. entity type id → name)."""
+    the same source (e.g. entity type id → name); a dotted ``field`` is a path into the payload."""
 
     resource: str
     field: str
@@ -92,7 +92,17 @@ TRANSFORMS: dict[str, dict[str, ResourceTransform]] = {
             partial(kitsu.stream_page, resource="characters"), lands=("characters", "media-characters")
         ),
         "media-characters": ResourceTransform(kitsu.transform_media_characters),
-        **{r: _kitsu(r) for r in ("media-relationships", "streaming-links")},
+        "media-relationships": _kitsu("media-relationships"),
+        # A link's site is its included streamer's name; replay (no includes) reads it from the
+        # streamers the stream landed.
+        "streaming-links": ResourceTransform(
+            partial(kitsu.stream_page, resource="streaming-links"),
+            context={"streamer_names": Lookup("streamers", "attributes.siteName")},
+            lands=("streamers", "streaming-links"),
+        ),
+        # People, producers and streamers land only as includes of the join streams; replay reads
+        # them back.
+        **{r: _kitsu(r) for r in ("people", "producers", "streamers")},
         "media-staff": _kitsu_joins("media-staff", "people"),
         "media-productions": _kitsu_joins("media-productions", "producers"),
         "character-voices": _kitsu_joins("character-voices", "people"),

@@ -478,11 +478,19 @@ def _mapping_owners(doc: Document) -> dict[Identifier, Identifier]:
     return owners
 
 
-def transform_document(payload: Any, resource: str, keep: frozenset[str] | None = None) -> Batch:
+def transform_document(
+    payload: Any,
+    resource: str,
+    keep: frozenset[str] | None = None,
+    known: Mapping[Identifier, Resource] | None = None,
+) -> Batch:
     """Any Kitsu document: primary resources of any known type, then the included ones we store
     (those of the types in ``keep``, when given; the others still resolve linkage, e.g. a streaming
-    link's streamer name)."""
+    link's streamer name). ``known``: resources the page refers to without including them (read
+    from earlier pages), looked up like includes but never stored."""
     doc = parse_document(payload, f"kitsu {resource}")
+    if known:
+        doc = replace(doc, index={**known, **doc.index})
     owners = _mapping_owners(doc)
     builder = c.PageBuilder()
     included = doc.included if keep is None else [i for i in doc.included if _type_of(i) in keep]
@@ -501,6 +509,10 @@ def transform_document(payload: Any, resource: str, keep: frozenset[str] | None 
         name, handler, volatile = handled
         builder.record(name, item, ident, partial(handler, doc, item, owners), volatile=volatile)
     return builder.batch
+
+
+def _streamer(ident: str, name: str) -> Resource:
+    return {"type": "streamers", "id": ident, "attributes": {"siteName": name}}
 
 
 def _type_of(resource: Any) -> str | None:
@@ -558,20 +570,23 @@ KEEPS_INCLUDED: dict[str, frozenset[str]] = {
     "media-staff": frozenset({"people"}),
     "character-voices": frozenset({"people"}),
     "media-productions": frozenset({"producers"}),
+    "streaming-links": frozenset({"streamers"}),  # raw only: their site names serve replay
 }
 NOTHING: frozenset[str] = frozenset()
 
 
-def stream_page(payload: Any, resource: str) -> Batch:
+def stream_page(payload: Any, resource: str, streamer_names: Mapping[str, str] | None = None) -> Batch:
     """One page of a Kitsu stream: the included copies of records another stream owns dropped, media
     raw records and rejects re-keyed ``anime/12`` (Kitsu numbers anime and manga separately).
 
     Included categories on an anime page, media on an episode page, are landed by their own streams:
     a stream's scan must count only its own records. The join streams keep the records they are the
     only way to (``KEEPS_INCLUDED``: characters, people, producers); the included streamer of a
-    streaming link names its site but is not stored.
+    streaming link names its site (``streamer_names``, the streamers already landed, stand in when
+    the page does not include them: replay).
     """
-    batch = transform_document(payload, resource, KEEPS_INCLUDED.get(resource, NOTHING))
+    known = {("streamers", sid): _streamer(sid, name) for sid, name in (streamer_names or {}).items()}
+    batch = transform_document(payload, resource, KEEPS_INCLUDED.get(resource, NOTHING), known)
     for i, record in enumerate(batch.raw):
         if record.resource in MEDIA_TYPES:
             batch.raw[i] = replace(record, source_id=media_key(record.resource, record.source_id))

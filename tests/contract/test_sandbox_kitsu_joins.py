@@ -38,7 +38,7 @@ INCLUDES = {
     "media-staff": ("person,media", "catalog.media_staff", {"people"}),
     "media-productions": ("company,media", "catalog.media_companies", {"producers"}),
     "media-relationships": ("source,destination", "catalog.media_relations", set()),
-    "streaming-links": ("streamer,media", "catalog.streaming_links", set()),
+    "streaming-links": ("streamer,media", "catalog.streaming_links", {"streamers"}),
     "character-voices": ("person,mediaCharacter", "catalog.character_voices", {"people"}),
 }
 
@@ -102,7 +102,8 @@ async def test_resources_carry_the_declared_attributes_and_relationships(sandbox
 @pytest.mark.parametrize("path", sorted(INCLUDES))
 async def test_a_fetched_page_becomes_its_unified_rows(sandbox: Sandbox, path: str) -> None:
     """The stream's request (include=…, slim media): every listed record one row, linkage filled,
-    included people/producers stored, included media left to their own streams."""
+    included people/producers (and streamers, raw only) stored, included media left to their own
+    streams."""
     include, table, stored = INCLUDES[path]
     params = {"include": include, "page[limit]": "20", "fields[anime]": "slug", "fields[manga]": "slug"}
     page = await _get(f"{sandbox.urls['kitsu']}/{path}", **params)
