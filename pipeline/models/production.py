@@ -1,4 +1,5 @@
-"""SQLModel mirror of ``sql/004_production.sql`` and the loader specs of the production tables.
+"""SQLModel mirror of ``sql/004_production.sql`` (+ ``019_zou_breadth.sql``) and the loader specs of
+the production tables.
 
 The migration is the source of truth; ``tests/integration/test_production_schema.py`` proves that
 these classes and the migrated database agree column by column.
@@ -39,6 +40,25 @@ def _args() -> tuple[Any, ...]:
     return (UniqueConstraint("source", "source_id"), {"schema": SCHEMA})
 
 
+class ProjectStatus(EntityRow, table=True):
+    __tablename__: ClassVar[str] = "project_statuses"
+    __table_args__ = _args()
+
+    name: str = _text(nullable=False)
+    color: str | None = _text()
+    source_created_at: datetime | None = _at()
+
+
+class Department(EntityRow, table=True):
+    __tablename__: ClassVar[str] = "departments"
+    __table_args__ = _args()
+
+    name: str = _text(nullable=False)
+    color: str | None = _text()
+    archived: bool | None = Field(default=None, sa_type=Boolean)
+    source_created_at: datetime | None = _at()
+
+
 class Project(EntityRow, table=True):
     __tablename__: ClassVar[str] = "projects"
     __table_args__ = _args()
@@ -46,6 +66,7 @@ class Project(EntityRow, table=True):
     name: str = _text(nullable=False)
     code: str | None = _text()
     description: str | None = _text()
+    project_status_id: int | None = _fk("project_statuses")
     project_status_source_id: str | None = _text()
     production_type: str | None = _text()
     production_style: str | None = _text()
@@ -112,6 +133,7 @@ class TaskType(EntityRow, table=True):
     for_entity: str | None = _text()
     allow_timelog: bool | None = Field(default=None, sa_type=Boolean)
     archived: bool | None = Field(default=None, sa_type=Boolean)
+    department_id: int | None = _fk("departments")
     department_source_id: str | None = _text()
     source_created_at: datetime | None = _at()
 
@@ -212,6 +234,32 @@ class TaskAssignee(LinkRow, table=True):
     person_source_id: str = _text(nullable=False)
 
 
+class PreviewFile(EntityRow, table=True):
+    __tablename__: ClassVar[str] = "preview_files"
+    __table_args__ = _args()
+
+    name: str | None = _text()
+    original_name: str | None = _text()
+    extension: str | None = _text()
+    description: str | None = _text()
+    origin: str | None = _text()  # zou's ``source`` (webgui, …): ``source`` is the configured source
+    status: str | None = _text()
+    validation_status: str | None = _text()
+    revision: int | None = Field(default=None, sa_type=Integer)
+    position: int | None = Field(default=None, sa_type=Integer)
+    file_size: int | None = Field(default=None, sa_type=BigInteger)
+    width: int | None = Field(default=None, sa_type=Integer)
+    height: int | None = Field(default=None, sa_type=Integer)
+    duration: float | None = Field(default=None, sa_type=Numeric)
+    annotations: dict[str, Any] | list[Any] | None = Field(default=None, sa_type=JSONB)
+    task_id: int | None = _fk("tasks")
+    task_source_id: str | None = _text()
+    person_id: int | None = _fk("persons")
+    person_source_id: str | None = _text()
+    source_file_source_id: str | None = _text()
+    source_created_at: datetime | None = _at()
+
+
 class Comment(EntityRow, table=True):
     __tablename__: ClassVar[str] = "comments"
     __table_args__ = _args()
@@ -229,6 +277,7 @@ class Comment(EntityRow, table=True):
     text: str | None = _text()
     pinned: bool | None = Field(default=None, sa_type=Boolean)
     for_client: bool | None = Field(default=None, sa_type=Boolean)
+    preview_file_id: int | None = _fk("preview_files")
     preview_file_source_id: str | None = _text()
     checklist: dict[str, Any] | list[Any] | None = Field(default=None, sa_type=JSONB)
     replies: dict[str, Any] | list[Any] | None = Field(default=None, sa_type=JSONB)
@@ -268,6 +317,86 @@ class Event(EntityRow, table=True):
     data: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB, nullable=False)
 
 
+class MetadataDescriptor(EntityRow, table=True):
+    __tablename__: ClassVar[str] = "metadata_descriptors"
+    __table_args__ = _args()
+
+    project_id: int | None = _fk("projects")
+    project_source_id: str | None = _text()
+    entity_type: str = _text(nullable=False)
+    task_type_id: int | None = _fk("task_types")
+    task_type_source_id: str | None = _text()
+    name: str = _text(nullable=False)
+    field_name: str = _text(nullable=False)
+    data_type: str | None = _text()
+    choices: dict[str, Any] | list[Any] | None = Field(default=None, sa_type=JSONB)
+    for_client: bool | None = Field(default=None, sa_type=Boolean)
+    position: int | None = Field(default=None, sa_type=Integer)
+    department_source_ids: list[str] | None = Field(default=None, sa_type=JSONB)
+    source_created_at: datetime | None = _at()
+
+
+class EntityLink(EntityRow, table=True):
+    __tablename__: ClassVar[str] = "entity_links"
+    __table_args__ = _args()
+
+    entity_in_id: int | None = _fk("entities")
+    entity_in_source_id: str = _text(nullable=False)
+    entity_out_id: int | None = _fk("entities")
+    entity_out_source_id: str = _text(nullable=False)
+    nb_occurences: int | None = Field(default=None, sa_type=Integer)
+    label: str | None = _text()
+    data: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
+    source_created_at: datetime | None = _at()
+
+
+class Playlist(EntityRow, table=True):
+    __tablename__: ClassVar[str] = "playlists"
+    __table_args__ = _args()
+
+    name: str = _text(nullable=False)
+    project_id: int | None = _fk("projects")
+    project_source_id: str | None = _text()
+    episode_id: int | None = _fk("entities")
+    episode_source_id: str | None = _text()
+    task_type_id: int | None = _fk("task_types")
+    task_type_source_id: str | None = _text()
+    for_client: bool | None = Field(default=None, sa_type=Boolean)
+    for_entity: str | None = _text()
+    is_for_all: bool | None = Field(default=None, sa_type=Boolean)
+    created_by_source_id: str | None = _text()
+    shots: list[dict[str, Any]] | None = Field(default=None, sa_type=JSONB)
+    source_created_at: datetime | None = _at()
+
+
+class ScheduleItem(EntityRow, table=True):
+    __tablename__: ClassVar[str] = "schedule_items"
+    __table_args__ = _args()
+
+    project_id: int | None = _fk("projects")
+    project_source_id: str | None = _text()
+    task_type_id: int | None = _fk("task_types")
+    task_type_source_id: str | None = _text()
+    object_source_id: str | None = _text()
+    start_date: date | None = Field(default=None, sa_type=Date)
+    end_date: date | None = Field(default=None, sa_type=Date)
+    man_days: int | None = Field(default=None, sa_type=Integer)
+    source_created_at: datetime | None = _at()
+
+
+class Milestone(EntityRow, table=True):
+    __tablename__: ClassVar[str] = "milestones"
+    __table_args__ = _args()
+
+    project_id: int | None = _fk("projects")
+    project_source_id: str | None = _text()
+    task_type_id: int | None = _fk("task_types")
+    task_type_source_id: str | None = _text()
+    name: str = _text(nullable=False)
+    date: Day | None = Field(default=None, sa_type=Date)
+    source_created_at: datetime | None = _at()
+
+
 # ---------------------------------------------------------------------------- load specs
 
 
@@ -280,6 +409,7 @@ PROJECT_REF = _ref("project_id", "projects")
 TASK_REF = _ref("task_id", "tasks")
 PERSON_REF = _ref("person_id", "persons")
 TASK_STATUS_REF = _ref("task_status_id", "task_statuses")
+TASK_TYPE_REF = _ref("task_type_id", "task_types")
 
 
 def _entity(model: type[SQLModel], *refs: Ref) -> EntityTable:
@@ -292,6 +422,8 @@ def _link(model: type[SQLModel], owner: Ref, *refs: Ref) -> LinkTable:
 
 
 MODELS = (
+    ProjectStatus,
+    Department,
     Project,
     Person,
     EntityType,
@@ -300,16 +432,24 @@ MODELS = (
     Entity,
     Task,
     TaskAssignee,
+    PreviewFile,
     Comment,
     TimeSpent,
     Event,
+    MetadataDescriptor,
+    EntityLink,
+    Playlist,
+    ScheduleItem,
+    Milestone,
 )
 
 SPECS = (
-    _entity(Project),
+    _entity(ProjectStatus),
+    _entity(Department),
+    _entity(Project, _ref("project_status_id", "project_statuses")),
     _entity(Person),
     _entity(EntityType),
-    _entity(TaskType),
+    _entity(TaskType, _ref("department_id", "departments")),
     _entity(TaskStatus),
     _entity(
         Entity,
@@ -321,15 +461,29 @@ SPECS = (
     _entity(
         Task,
         PROJECT_REF,
-        _ref("task_type_id", "task_types"),
+        TASK_TYPE_REF,
         TASK_STATUS_REF,
         _ref("entity_id", "entities"),
         _ref("assigner_id", "persons"),
     ),
     _link(TaskAssignee, TASK_REF, PERSON_REF),
-    _entity(Comment, TASK_REF, PERSON_REF, _ref("editor_id", "persons"), TASK_STATUS_REF),
+    _entity(PreviewFile, TASK_REF, PERSON_REF),
+    _entity(
+        Comment,
+        TASK_REF,
+        PERSON_REF,
+        _ref("editor_id", "persons"),
+        TASK_STATUS_REF,
+        _ref("preview_file_id", "preview_files"),
+    ),
     _entity(TimeSpent, TASK_REF, PERSON_REF),
     _entity(Event, _ref("user_id", "persons"), PROJECT_REF),
+    _entity(MetadataDescriptor, PROJECT_REF, TASK_TYPE_REF),
+    # The first ref names the owner a casting page replaces the links of (Batch.replaced).
+    _entity(EntityLink, _ref("entity_in_id", "entities"), _ref("entity_out_id", "entities")),
+    _entity(Playlist, PROJECT_REF, _ref("episode_id", "entities"), TASK_TYPE_REF),
+    _entity(ScheduleItem, PROJECT_REF, TASK_TYPE_REF),
+    _entity(Milestone, PROJECT_REF, TASK_TYPE_REF),
 )
 
 register(*SPECS)

@@ -23,6 +23,13 @@ Generic ``/data/entities`` rows say ``type: "Entity"``: their kind comes from th
 name, which the transform takes as context (``entity_type_names``, read by the runner from the
 ``entity_types`` raw records, so list ``entity_types`` before ``entities``).
 
+Casting (``entity_links``): the breakdown routes re-make a shot's links with new ids and emit only
+``<kind>:casting-update`` naming the entity, so the stream re-fetches those entities' links by
+``?entity_in_id=[…]``; such a page holds each named entity's complete casting
+(``{"data": [...], "entity_in_ids": [...]}``), and the loader retires the entity's other links
+(``Batch.replaced``). Links of a deleted entity go with it (``sql/019``); generic
+``entity-link:new|update|delete`` events apply like any model's.
+
 Event fan-out: every model stream reads the log, but the streams of one source share one
 ``EventsLog`` per run, so the log is walked once. Each stream stores (``production.events``) the
 events about its own model; events about models the pipeline does not sync are stored by the
@@ -45,6 +52,7 @@ from pipeline.sources.zou_log import EventCursor, EventsLog, event_time, events_
 from pipeline.streams import Page, StreamState
 from pipeline.transform.zou import page_records
 from pipeline.transform.zou_events import EVENT_RESOURCES, EVENTS_PAGE, reduce_events, split_event_name
+from pipeline.transform.zou_studio import CASTING_OWNERS
 
 log = get_logger(__name__)
 
@@ -61,7 +69,16 @@ ROUTES = {
     "persons": "persons",
     "comments": "comments",
     "time_spents": "time-spents",
+    "departments": "departments",
+    "project_statuses": "project-status",
+    "metadata_descriptors": "metadata-descriptors",
+    "entity_links": "entity-links",
+    "preview_files": "preview-files",  # the rows only: the files themselves are never fetched
+    "playlists": "playlists",
+    "schedule_items": "schedule-items",
+    "milestones": "milestones",
 }
+CASTING = "entity_links"
 EVENTS = "events"
 DEFAULT_OVERLAP_SECONDS = 60
 DEFAULT_FETCH_BATCH = 100
@@ -173,6 +190,10 @@ class ZouStream:
         async for page, ids in self._fetch_ids(touched + claimed):
             returned |= ids
             yield page
+        if self.resource == CASTING:
+            async for page, ids in self._fetch_casting(sorted(changes.cast)):
+                returned |= ids
+                yield page
         kept = set(claimed) & returned
         if kept:
             log.info("zou_delete_event_row_kept", resource=self.resource, ids=len(kept))
@@ -211,6 +232,15 @@ class ZouStream:
     def _deletes(self, ids: Iterable[str]) -> dict[str, list[str]]:
         wanted = sorted(ids)
         return {self.owned_tables[0]: wanted, self.resource: wanted} if wanted else {}
+
+    async def _fetch_casting(self, entity_ids: Sequence[str]) -> AsyncIterator[tuple[Page, set[str]]]:
+        """``/data/entity-links?entity_in_id=[…]``: every link of those entities, marked complete."""
+        for batch in chunks(entity_ids, self.fetch_batch):
+            params = {"entity_in_id": orjson.dumps(batch).decode()}
+            body, nbytes = await self._get(f"data/{self.route}", params)
+            rows = [r for r in page_records(body, self.resource) if isinstance(r, Mapping)]
+            found = {str(r.get("id")) for r in rows}
+            yield Page({"data": rows, CASTING_OWNERS: batch}, nbytes=nbytes), found
 
     async def _fetch_ids(self, ids: Sequence[str]) -> AsyncIterator[tuple[Page, set[str]]]:
         """``/data/<route>?id=[…]``: the current rows of ``ids``, a batch per request."""

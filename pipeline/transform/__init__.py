@@ -23,7 +23,7 @@ from typing import Any
 
 from pipeline.errors import ConfigError
 from pipeline.records import Batch
-from pipeline.transform import anilist, anilist_v1, kitsu, nekos, zou, zou_events
+from pipeline.transform import anilist, anilist_v1, kitsu, nekos, zou, zou_events, zou_studio
 from pipeline.transform.common import collect_notes, collect_unknown
 
 Context = Mapping[str, Any]
@@ -125,6 +125,14 @@ TRANSFORMS: dict[str, dict[str, ResourceTransform]] = {
         "tasks": _zou(zou.transform_tasks),
         "comments": _zou(zou.transform_comments),
         "time_spents": _zou(zou.transform_time_spents),
+        "departments": _zou(zou_studio.transform_departments),
+        "project_statuses": _zou(zou_studio.transform_project_statuses),
+        "metadata_descriptors": _zou(zou_studio.transform_metadata_descriptors),
+        "entity_links": _zou(zou_studio.transform_entity_links),
+        "preview_files": _zou(zou_studio.transform_preview_files),
+        "playlists": _zou(zou_studio.transform_playlists),
+        "schedule_items": _zou(zou_studio.transform_schedule_items),
+        "milestones": _zou(zou_studio.transform_milestones),
         "events": ResourceTransform(zou_events.transform_events, _as_list),
     },
     "nekos": {

@@ -36,7 +36,18 @@ EVENT_RESOURCES: dict[str, str] = {
     "task-status": "task_statuses",
     "entity-type": "entity_types",
     "asset-type": "entity_types",
+    "department": "departments",
+    "project-status": "project_statuses",
+    "metadata-descriptor": "metadata_descriptors",
+    "entity-link": "entity_links",
+    "preview-file": "preview_files",
+    "playlist": "playlists",
+    "schedule-item": "schedule_items",
+    "milestone": "milestones",
 }
+# ``<kind>:casting-update`` (``breakdown_service.update_casting``) re-makes an entity's casting links
+# (new ids, no entity-link events): the event names only the entity.
+CASTING_ACTION = "casting-update"
 # Objects zou 1.0.97 emits events about that the pipeline does not sync (its tables, dashed, and the
 # literal names of its services): counted as ignored, silently. Any other prefix is *unknown*: counted
 # and logged once per run, since it may be a model a newer server added.
@@ -59,30 +70,24 @@ UNSYNCED_EVENT_OBJECTS = frozenset(
         "custom-action",
         "data-import-error",
         "day-off",
-        "department",
         "department-link",
         "department-metadata-descriptor-link",
         "desktop-login-log",
         "entity-concept-link",
-        "entity-link",
         "entity-version",
         "file-status",
         "hardware-item",
         "hardware-item-department-link",
         "login-log",
         "main",
-        "metadata-descriptor",
-        "milestone",
         "news",
         "notification",
         "organisation",
         "output-file",
         "output-type",
-        "playlist",
         "playlist-share-link",
         "plugin",
         "preview-background-file",
-        "preview-file",
         "preview-file-storage-state",
         "production-schedule-version",
         "production-schedule-version-task-link",
@@ -90,7 +95,6 @@ UNSYNCED_EVENT_OBJECTS = frozenset(
         "project-asset-type-link",
         "project-person-link",
         "project-preview-background-file-link",
-        "project-status",
         "project-status-automation-link",
         "project-task-status-link",
         "project-task-type-link",
@@ -102,7 +106,6 @@ UNSYNCED_EVENT_OBJECTS = frozenset(
         "project-template-task-status-link",
         "project-template-task-type-link",
         "salary-scale",
-        "schedule-item",
         "search-filter",
         "search-filter-group",
         "software",
@@ -183,6 +186,8 @@ class EventChanges:
     ``unknown``: event name → how many events named an object zou 1.0.97 does not emit (logged).
     ``duplicates``: events seen again (same event id), e.g. from the overlap of two polls.
     ``newest_at``: the latest ``created_at`` among the events (for the checkpoint), if any.
+    ``cast``: entity ids whose casting was re-made (``<kind>:casting-update``): their entity links
+    are re-fetched by ``entity_in_id``.
     """
 
     touched: dict[str, frozenset[str]]
@@ -191,6 +196,7 @@ class EventChanges:
     unknown: dict[str, int]
     duplicates: int
     newest_at: datetime | None
+    cast: frozenset[str] = frozenset()
 
 
 def reduce_events(events: Any) -> EventChanges:
@@ -203,6 +209,7 @@ def reduce_events(events: Any) -> EventChanges:
     ignored: dict[str, int] = {}
     unknown: dict[str, int] = {}
     seen: set[str] = set()
+    cast: set[str] = set()
     duplicates = 0
     newest: datetime | None = None
     oldest = datetime.min.replace(tzinfo=UTC)
@@ -240,6 +247,8 @@ def reduce_events(events: Any) -> EventChanges:
             ignored[name] = ignored.get(name, 0) + 1
             continue
         note(resource, object_id, at, action == "delete")
+        if action == CASTING_ACTION and resource == "entities":
+            cast.add(object_id)
         data = event.get("data")
         for data_key, related in _ALSO_TOUCHES.get(object_type, ()):
             related_id = data.get(data_key) if isinstance(data, Mapping) else None
@@ -257,4 +266,5 @@ def reduce_events(events: Any) -> EventChanges:
         unknown=unknown,
         duplicates=duplicates,
         newest_at=newest,
+        cast=frozenset(cast),
     )

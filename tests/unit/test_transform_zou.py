@@ -301,12 +301,13 @@ def test_reduce_events_touched_and_deleted_ids_per_resource() -> None:
         "time_spents": frozenset({"a24a6ea4-ce75-4665-a070-57453082c25a"}),
         "task_types": frozenset({"e68e0ce8-0000-4000-8000-000000000002"}),
         "entities": frozenset({ASSET}),
+        "preview_files": frozenset({"9f9f9f9f-0000-4000-8000-000000000002"}),  # preview-file:add-file
     }
     assert changes.deleted == {
         "entities": frozenset({"a24a6ea4-ce75-4665-a070-57453082c251"}),
         "persons": frozenset({"c46c8ac6-0000-4000-8000-0000000000ff"}),
     }
-    assert changes.ignored == {"preview-file:add-file": 1}
+    assert changes.ignored == {}
     assert changes.duplicates == 0
     assert changes.newest_at == utc(2024, 3, 5, 16, 20, 11)
 
@@ -362,12 +363,22 @@ def test_generic_new_events_and_unknown_names() -> None:
         {
             "id": "d",
             "created_at": "2024-01-01T00:00:00",
-            "name": "playlist:update",
-            "data": {"playlist_id": "p"},
+            "name": "output-file:update",
+            "data": {"output_file_id": "o"},
         },
         {"id": "e", "created_at": "2024-01-01T00:00:00", "name": "task:update", "data": {}},
         {"id": "f", "created_at": "2024-01-01T00:00:00", "data": {}},
+        {
+            "id": "g",
+            "created_at": "2024-01-01T00:00:00",
+            "name": "playlist:update",
+            "data": {"playlist_id": "p"},
+        },
     ]
     changes = reduce_events(events)
-    assert changes.touched == {"task_statuses": frozenset({"s1"}), "entity_types": frozenset({"t1", "t2"})}
-    assert changes.ignored == {"playlist:update": 1, "task:update": 1, "<malformed>": 1}
+    assert changes.touched == {
+        "task_statuses": frozenset({"s1"}),
+        "entity_types": frozenset({"t1", "t2"}),
+        "playlists": frozenset({"p"}),
+    }
+    assert changes.ignored == {"output-file:update": 1, "task:update": 1, "<malformed>": 1}
