@@ -39,3 +39,47 @@ COMMENT ON COLUMN catalog.next_episodes.media_id IS 'The media; NULL until it is
 COMMENT ON COLUMN catalog.next_episodes.media_source_id IS 'The media''s source_id.';
 COMMENT ON COLUMN catalog.next_episodes.episode IS 'Number of the episode that airs next (AniList nextAiringEpisode.episode); NULL when not given.';
 COMMENT ON COLUMN catalog.next_episodes.airing_at IS 'When it airs (AniList nextAiringEpisode.airingAt, unix seconds, stored as an absolute time).';
+
+-- An AniList GraphQL media document carries its nested rows (characters, credits, studios,
+-- relations, tags, links, external ids, next episode): a re-fetch replaces them (the loader's
+-- Batch.replaced), and a media that is gone takes them with it. Sources whose nested rows come
+-- from streams of their own (Kitsu's credits, productions, relations, streaming links) delete
+-- those by their own scans and are left alone here. They come back when the media does (its
+-- document is loaded again).
+
+CREATE FUNCTION catalog.retire_nested_rows() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE catalog.character_voices v SET deleted_at = NEW.deleted_at
+      FROM catalog.media_characters c
+     WHERE c.source = NEW.source AND c.media_source_id = NEW.source_id
+       AND v.source = c.source AND v.media_character_source_id = c.source_id AND v.deleted_at IS NULL;
+    UPDATE catalog.media_characters SET deleted_at = NEW.deleted_at
+     WHERE source = NEW.source AND media_source_id = NEW.source_id AND deleted_at IS NULL;
+    UPDATE catalog.media_staff SET deleted_at = NEW.deleted_at
+     WHERE source = NEW.source AND media_source_id = NEW.source_id AND deleted_at IS NULL;
+    UPDATE catalog.media_companies SET deleted_at = NEW.deleted_at
+     WHERE source = NEW.source AND media_source_id = NEW.source_id AND deleted_at IS NULL;
+    UPDATE catalog.media_relations SET deleted_at = NEW.deleted_at
+     WHERE source = NEW.source AND media_source_id = NEW.source_id AND deleted_at IS NULL;
+    UPDATE catalog.media_tags SET deleted_at = NEW.deleted_at
+     WHERE source = NEW.source AND media_source_id = NEW.source_id AND deleted_at IS NULL;
+    UPDATE catalog.streaming_links SET deleted_at = NEW.deleted_at
+     WHERE source = NEW.source AND media_source_id = NEW.source_id AND deleted_at IS NULL;
+    UPDATE catalog.external_ids SET deleted_at = NEW.deleted_at
+     WHERE source = NEW.source AND media_source_id = NEW.source_id AND deleted_at IS NULL;
+    UPDATE catalog.next_episodes SET deleted_at = NEW.deleted_at
+     WHERE source = NEW.source AND media_source_id = NEW.source_id AND deleted_at IS NULL;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION catalog.retire_nested_rows() IS
+    'Soft-deletes the nested rows of an AniList GraphQL media that was just soft-deleted (characters and their voices, staff, studios, relations, tags, links, external ids, next episode).';
+
+CREATE TRIGGER media_retire_nested_rows
+    AFTER UPDATE OF deleted_at ON catalog.media
+    FOR EACH ROW
+    WHEN (OLD.deleted_at IS NULL AND NEW.deleted_at IS NOT NULL AND NEW.source_kind = 'anilist')
+    EXECUTE FUNCTION catalog.retire_nested_rows();
+COMMENT ON TRIGGER media_retire_nested_rows ON catalog.media IS
+    'Cascades an AniList GraphQL media''s soft delete to the rows nested in its document.';
