@@ -271,6 +271,8 @@ CONNECTOR_OPTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
         "parallel_pages": int,
         "episodes_incremental": bool,
         "episodes_full_scan_hours": int,
+        "incremental": bool,
+        "full_scan_hours": int,
     },
     "anilist": {
         "partition_years": (list, tuple),
@@ -294,6 +296,7 @@ OPTION_RANGES: dict[str, tuple[int | None, int | None]] = {
     "events_overlap_seconds": (0, None),
     "fetch_batch": (1, None),
     "episodes_full_scan_hours": (0, None),
+    "full_scan_hours": (0, None),
     "characters_per_page": (1, 25),  # AniList's nested page; sources/anilist.py checks the complexity
     "staff_per_page": (1, 25),
 }

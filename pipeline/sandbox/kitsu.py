@@ -463,8 +463,7 @@ class _Routes:
         wanted = _id_filter(request)
         if wanted is not None:
             found = [m for m in found if m.id in wanted]
-        if _sort_key(request, ("id",)) == "-id":
-            found = found[::-1]
+        found = _ordered(request, found, lambda m: m.work.links_stamp("mappings", m.work.created_at + 60))
         chunk = found[page.offset : page.offset + page.limit]
         return call.listing([self._mapping(call, m, includes) for m in chunk], page, len(found))
 
@@ -523,7 +522,7 @@ class _Routes:
             "links": {"self": self_url},
             "attributes": {
                 "createdAt": kitsu_render.iso(mc.work.created_at + 120),
-                "updatedAt": kitsu_render.iso(mc.work.created_at + 120),
+                "updatedAt": kitsu_render.iso(mc.work.links_stamp("characters", mc.work.created_at + 120)),
                 "role": mc.role,
             },
             "relationships": rels,
@@ -544,6 +543,12 @@ class _Routes:
         role = request.query.get("filter[role]")
         if role is not None:
             found = [mc for mc in found if mc.role == role]
+        wanted = _id_filter(request)
+        if wanted is not None:
+            found = [mc for mc in found if mc.id in wanted]
+        found = _ordered(
+            request, found, lambda mc: mc.work.links_stamp("characters", mc.work.created_at + 120)
+        )
         chunk = found[page.offset : page.offset + page.limit]
         return call.listing([self._media_character(call, mc) for mc in chunk], page, len(found))
 
@@ -622,11 +627,12 @@ class _Routes:
             found = [item for item in found if item.id in wanted]
         if path == "media-relationships":  # filters sourceType, sourceId; extra sort on role
             found = _relations_filtered(request, found)
-        key = _sort_key(request, ("id", "role") if path == "media-relationships" else ("id",))
-        if key.lstrip("-") == "role":
-            found = sorted(found, key=lambda item: (getattr(item, "role", ""), item.id))
-        if key.startswith("-"):
-            found = found[::-1]
+        found = _ordered(
+            request,
+            found,
+            lambda item: kitsu_render.link_updated_at(kind, _join_works(item)[0]),
+            ("role",) if path == "media-relationships" else (),
+        )
         chunk = found[page.offset : page.offset + page.limit]
         return call.listing([self._join(call, path, item, includes) for item in chunk], page, len(found))
 
@@ -688,6 +694,20 @@ class _Routes:
             raise jsonapi.not_found(str(wanted))
         count = sum(1 for link in call.view.streaming_links if link.streamer[0] == wanted)
         return call.single(kitsu_render.streamer_resource(streamer, count, call.base))
+
+
+def _ordered(
+    request: web.Request, found: list[Any], stamp: Callable[[Any], float], extra: Sequence[str] = ()
+) -> list[Any]:
+    """A listing in ``sort`` order: id (the default), ``updatedAt`` (``ORDER BY updated_at``, as
+    BaseResource declares it on every resource) or an extra attribute; ``-`` descending."""
+    key = _sort_key(request, ("id", "updatedAt", *extra))
+    name = key.lstrip("-")
+    if name == "updatedAt":
+        found = sorted(found, key=lambda item: (stamp(item), item.id))
+    elif name != "id":
+        found = sorted(found, key=lambda item: (getattr(item, name), item.id))
+    return found[::-1] if key.startswith("-") else found
 
 
 def _relations_filtered(request: web.Request, found: list[Join]) -> list[Join]:

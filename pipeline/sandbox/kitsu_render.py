@@ -205,7 +205,7 @@ def mapping_resource(mapping_id: int, site: str, external_id: str, work: Work, b
         "links": {"self": self_url},
         "attributes": {
             "createdAt": iso(work.created_at + 60),
-            "updatedAt": iso(work.created_at + 60),
+            "updatedAt": iso(work.links_stamp("mappings", work.created_at + 60)),
             "externalSite": site,
             "externalId": external_id,
         },
@@ -308,11 +308,26 @@ def streamer_resource(streamer: tuple[int, str], links_count: int, base: str) ->
     }
 
 
+# JSON:API type of a join record -> the work's edit stamp its ``updatedAt`` follows (world.LINK_FIELDS).
+LINK_STAMPS = {
+    "mediaStaff": "staff",
+    "mediaProductions": "productions",
+    "mediaRelationships": "relations",
+    "streamingLinks": "streaming",
+    "characterVoices": "characters",
+    "mediaCharacters": "characters",
+}
+
+
+def link_updated_at(kind: str, work: Work) -> float:
+    """A join record's ``updated_at``: made with its work, moved by an edit of what it renders."""
+    return work.links_stamp(LINK_STAMPS[kind], work.created_at + 180)
+
+
 def link_resource(
     kind: str, ident: int, work: Work, attributes: dict[str, Any], relationships: tuple[str, ...], base: str
 ) -> dict[str, Any]:
-    """A join record of a work (media-staff, media-productions, ...), stamped when its work was made
-    (an edit that changes one shows in its attributes, not its ``updatedAt``)."""
+    """A join record of a work (media-staff, media-productions, ...)."""
     path = "".join(f"-{c.lower()}" if c.isupper() else c for c in kind)
     self_url = f"{base}/{path}/{ident}"
     return {
@@ -321,7 +336,7 @@ def link_resource(
         "links": {"self": self_url},
         "attributes": {
             "createdAt": iso(work.created_at + 180),
-            "updatedAt": iso(work.created_at + 180),
+            "updatedAt": iso(link_updated_at(kind, work)),
             **attributes,
         },
         "relationships": relationship_links(self_url, relationships),

@@ -166,6 +166,13 @@ class Work:
     productions: list[tuple[int, str]] | None = None  # (company index, role)
     relations: list[tuple[int, str]] | None = None  # (work index, role: what that work is to this one)
     streaming: list[tuple[int, list[str], list[str]]] | None = None  # (streamer id, subs, dubs)
+    # When the rows of each Kitsu join kind were last edited (their ``updatedAt`` moves then).
+    links_modified_at: dict[str, float] | None = None
+
+    def links_stamp(self, kind: str, made: float) -> float:
+        """``updatedAt`` of this work's join rows of ``kind`` made at ``made``: their last edit."""
+        edited = self.links_modified_at.get(kind, 0.0) if self.links_modified_at else 0.0
+        return max(made, edited)
 
     @property
     def season(self) -> tuple[str, int] | None:
@@ -185,9 +192,19 @@ EDITABLE = frozenset(f.name for f in fields(Work)) - {
     "anilist_id",
     "deleted",
     "episodes_modified_at",
+    "links_modified_at",
 }
 # Work fields an episode row is rendered from (sandbox.kitsu._episode).
 EPISODE_FIELDS = frozenset({"romaji", "duration", "start", "episodes", "status"})
+# Work fields each kind of Kitsu join row is rendered from: editing one moves those rows' updatedAt.
+LINK_FIELDS = {
+    "mappings": frozenset({"map_anilist", "map_mal", "mal_id"}),
+    "characters": frozenset({"characters"}),  # media-characters and their voices
+    "staff": frozenset({"staff"}),
+    "productions": frozenset({"productions"}),
+    "relations": frozenset({"relations"}),
+    "streaming": frozenset({"streaming"}),
+}
 
 
 @dataclass
@@ -264,6 +281,9 @@ class World:
         work.modified_at = self.clock.now()
         if EPISODE_FIELDS & set(values):
             work.episodes_modified_at = work.modified_at
+        for kind, names in LINK_FIELDS.items():
+            if names & set(values):
+                work.links_modified_at = {**(work.links_modified_at or {}), kind: work.modified_at}
         self.touch()
         return work
 

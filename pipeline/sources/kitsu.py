@@ -25,17 +25,18 @@ size. Characters, people and producers exist only as includes, so the join strea
 marks seen only its listed records (``Route.records``: media-characters for ``characters``), and a
 verified delete reaches the rows keyed by them (``Route.counted``), never the included records.
 
-Episodes are walked newest-updated-first at night: Kitsu's ``updatedAt`` is a real change time on
-episode rows (the six-hourly job rewrites only anime and manga), and ``sort=-updatedAt`` is served
+Episodes, mappings, media-characters and the join resources (``Route.walks``) are walked
+newest-updated-first at night: Kitsu's ``updatedAt`` is a real change time on their rows (the
+six-hourly job rewrites only anime and manga), and ``sort=-updatedAt`` is served
 by every resource (BaseResource declares ``createdAt``/``updatedAt``; jsonapi-resources sorts on
-attributes), evidence in docs/API.md. Once a complete scan holds a watermark (the newest
+attributes), evidence in docs/KITSU-API.md. Once a complete scan holds a watermark (the newest
 ``updatedAt`` it saw), a nightly run reads ``sort=-updatedAt`` pages from the top until one holds a
 record older than the watermark (capped at the run start, lagged by ``cursor_lag_seconds``). The
 first ``SORT_PROBE_PAGES`` pages must come newest first: if they do not (or the server refuses the
 sort), the run falls back to the full listing and says so. A full scan (with its delete
-detection) still runs every ``episodes_full_scan_hours`` (default 168; 0 = every run), or on
-``--full``.
-``episodes_incremental = false`` keeps episodes on full scans.
+detection) still runs every ``full_scan_hours`` (default 168; 0 = every run), or on ``--full``.
+``incremental = false`` keeps them on full scans, ``full_scan_hours`` sets the period
+(``episodes_incremental`` / ``episodes_full_scan_hours`` win for episodes where set).
 
 Media raw records are stored under the unified key (``anime/12``, by the transform): Kitsu numbers
 anime and manga separately, and a complete scan's soft delete then reaches ``catalog.media`` too.
@@ -92,6 +93,9 @@ class Route:
     ] = ()  # included types cut to one field (``fields[anime]=slug``): only linkage is read
     main: tuple[str, ...] | None = None  # what the counts are about, when not every owned table
     record: str | None = None  # raw resource of the listed records, when not the path's
+    # ``updatedAt`` is a change time (no job rewrites the rows): nights walk ``sort=-updatedAt``
+    # to the watermark, with a periodic full scan for deletes.
+    walks: bool = False
 
     @property
     def counted(self) -> tuple[str, ...]:
@@ -106,14 +110,15 @@ class Route:
 ROUTES: dict[str, Route] = {
     "anime": Route("anime", ("catalog.media",), include="categories", slim=("categories",)),
     "manga": Route("manga", ("catalog.media",), include="categories", slim=("categories",)),
-    "episodes": Route("episodes", ("catalog.episodes",), include="media", slim=("anime",)),
+    "episodes": Route("episodes", ("catalog.episodes",), include="media", slim=("anime",), walks=True),
     "categories": Route("categories", ("catalog.genres",)),
-    "mappings": Route("mappings", ("catalog.external_ids",), include="item", slim=MEDIA_TYPES),
+    "mappings": Route("mappings", ("catalog.external_ids",), include="item", slim=MEDIA_TYPES, walks=True),
     "characters": Route(
         "media-characters",
         ("catalog.characters", "catalog.media_characters"),
         include="character",
         main=("catalog.media_characters",),  # a character in two media is included twice
+        walks=True,
     ),
     "media-staff": Route(
         "media-staff",
@@ -121,6 +126,7 @@ ROUTES: dict[str, Route] = {
         include="person,media",
         slim=MEDIA_TYPES,
         main=("catalog.media_staff",),  # a person credited twice is included twice
+        walks=True,
     ),
     "media-productions": Route(
         "media-productions",
@@ -128,12 +134,21 @@ ROUTES: dict[str, Route] = {
         include="company,media",
         slim=MEDIA_TYPES,
         main=("catalog.media_companies",),
+        walks=True,
     ),
     "media-relationships": Route(
-        "media-relationships", ("catalog.media_relations",), include="source,destination", slim=MEDIA_TYPES
+        "media-relationships",
+        ("catalog.media_relations",),
+        include="source,destination",
+        slim=MEDIA_TYPES,
+        walks=True,
     ),
     "streaming-links": Route(
-        "streaming-links", ("catalog.streaming_links",), include="streamer,media", slim=MEDIA_TYPES
+        "streaming-links",
+        ("catalog.streaming_links",),
+        include="streamer,media",
+        slim=MEDIA_TYPES,
+        walks=True,
     ),
     "character-voices": Route(
         "character-voices",
@@ -141,6 +156,7 @@ ROUTES: dict[str, Route] = {
         include="person,mediaCharacter",
         slim=("mediaCharacters",),
         main=("catalog.character_voices",),
+        walks=True,
     ),
 }
 
@@ -185,13 +201,15 @@ class KitsuStream:
         self.auth_identity = auth_identity(source, enabled=r18_enabled(source))
         self.stats = RequestStats()
         self.width = option(source, "parallel_pages", source.max_in_flight, int)
-        if resource == "episodes" and option(source, "episodes_incremental", True, bool):
-            self.incremental = True
-            self.full_scan_hours: int | None = option(
-                source, "episodes_full_scan_hours", FULL_SCAN_HOURS, int
-            )
-        else:
-            self.full_scan_hours = None
+        self.full_scan_hours: int | None = None
+        if self.route.walks:
+            walk = option(source, "incremental", True, bool)
+            hours = option(source, "full_scan_hours", FULL_SCAN_HOURS, int)
+            if resource == "episodes":  # the episodes-only names win where they are set
+                walk = option(source, "episodes_incremental", walk, bool)
+                hours = option(source, "episodes_full_scan_hours", hours, int)
+            if walk:
+                self.incremental, self.full_scan_hours = True, hours
 
     def __repr__(self) -> str:
         return f"KitsuStream(source={self.source.name!r}, resource={self.resource!r})"

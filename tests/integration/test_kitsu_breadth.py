@@ -223,3 +223,38 @@ async def test_an_interrupted_credit_scan_resumes_with_the_missing_pages(
         "SELECT scan_completed_at IS NOT NULL FROM etl.checkpoints "
         "WHERE source = 'kitsu' AND resource = 'media-staff'"
     )
+
+
+async def test_nights_walk_the_join_resources_to_their_watermark(
+    sandbox: Sandbox, pool: asyncpg.Pool
+) -> None:
+    """Join rows carry a real ``updatedAt`` (no job rewrites them): after a complete scan a night
+    reads ``sort=-updatedAt`` pages until the watermark, so an edit costs a page, not a scan."""
+    resources = ["anime", "manga", "mappings", "characters", "media-staff", "media-productions"]
+    settings = catalog_settings(sandbox, kitsu={"resources": resources}, **ONLY_KITSU)
+    first = await sync(settings, pool)
+    view = view_of(sandbox)
+    work = next(s.work for s in view.staff if s.work.kind == "anime" and s.work.map_mal)
+    person = view.staff[-1].person
+    sandbox.ctx.advance_clock(3600)
+    sandbox.ctx.update_record("kitsu", "anime", str(work.kitsu_id), {"staff": [[person.index, "Producer"]]})
+    sandbox.ctx.update_record("kitsu", "anime", str(work.kitsu_id), {"map_mal": False})
+
+    night = await sync(settings, pool)
+    for resource in ("mappings", "characters", "media-staff", "media-productions"):
+        result = stream(night, "kitsu", resource)
+        assert result.mode == "incremental", resource
+        assert result.requests <= 2 < stream(first, "kitsu", resource).requests / 4, resource
+    staff = stream(night, "kitsu", "media-staff")
+    assert staff.updated + staff.inserted == 1  # slot 0 now credits ``person`` as Producer
+    role = await pool.fetchval(
+        "SELECT s.role FROM catalog.media_staff s JOIN catalog.people p ON p.id = s.person_id "
+        "WHERE s.source_id = $1",
+        str(min(s.id for s in view.staff if s.work is work)),
+    )
+    assert role == "Producer"
+    # A removed mapping is not in a walk: the periodic (or a --full) scan verifies it gone.
+    assert stream(night, "kitsu", "mappings").deleted == 0
+    full = await sync(settings, pool, full=True)
+    assert stream(full, "kitsu", "mappings").deleted == 1
+    assert stream(full, "kitsu", "media-staff").deleted == len([s for s in view.staff if s.work is work]) - 1
