@@ -31,6 +31,7 @@ from tests.integration.test_catalog_e2e_kit import (
 pytestmark = pytest.mark.db
 
 REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real" / "anilist-graphql"
+QUERIES = Path(__file__).resolve().parents[2] / "sql" / "queries"
 NESTED = (
     "catalog.media_characters",
     "catalog.character_voices",
@@ -166,6 +167,12 @@ async def test_resume_sync_change_and_delete_keep_nested_rows_true(
         "SELECT count(*) FROM catalog.character_voices WHERE source = 'anilist' AND person_id IS NULL"
     )
     assert unresolved == 0
+    voiced = await pool.fetch((QUERIES / "14_who_voiced_whom_across_sources.sql").read_text())
+    assert voiced
+    assert all("anilist: " in row["voiced_by"] for row in voiced)
+    studios = await pool.fetch((QUERIES / "15_studio_works_by_year.sql").read_text())
+    assert studios
+    assert sum(row["as_main_studio"] for row in studios) == sum(row["works"] for row in studios)
 
     rescan = await sync(settings, pool, full=True)
     resumed, complete = stream(first, "anilist", "anime"), stream(rescan, "anilist", "anime")
