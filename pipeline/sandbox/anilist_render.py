@@ -115,16 +115,20 @@ def _character_edges(work: Work, world: World) -> list[dict[str, Any]]:
     return edges
 
 
-def _staff_edges(work: Work) -> list[dict[str, Any]]:
-    """4-15 credits for an anime, 1-4 for a manga; the same people recur across works."""
+def _staff_edges(work: Work, world: World) -> list[dict[str, Any]]:
+    """4-15 credits for an anime, 1-4 for a manga; the same people recur across works, and the
+    opening theme is sung by the first character's Japanese voice actor (a voice actor on staff)."""
     aid = work.anilist_id or 0
     roles = ANIME_ROLES[: 4 + work.index % 12] if work.kind == "anime" else MANGA_ROLES[: 1 + work.index % 4]
     edges = []
     for slot, role in enumerate(roles):
-        english = "(English)" in role  # dub crew: a pool of their own, so a person keeps one language
-        staff_id = (300000 if english else 200000) + (aid * 7 + slot * 131) % 2000
-        language = "ENGLISH" if english else "JAPANESE"
-        edges.append({"id": aid * 100 + slot, "role": role, "node": _staff_node(staff_id, language)})
+        if role.startswith("Theme Song Performance") and work.characters:
+            node = voice_actors(world.characters[work.characters[0][0]])[0]
+        else:
+            english = "(English)" in role  # dub crew: a pool of their own, so a person keeps one language
+            staff_id = (300000 if english else 200000) + (aid * 7 + slot * 131) % 2000
+            node = _staff_node(staff_id, "ENGLISH" if english else "JAPANESE")
+        edges.append({"id": aid * 100 + slot, "role": role, "node": node})
     return edges
 
 
@@ -286,7 +290,7 @@ def media(work: Work, world: World, now: float) -> dict[str, Any]:
         "nextAiringEpisode": airing,
         "relations": {"edges": _relation_edges(work, world)},
         "characters": {"edges": _character_edges(work, world)},
-        "staff": {"edges": _staff_edges(work)},
+        "staff": {"edges": _staff_edges(work, world)},
         "studios": {"edges": _studio_edges(work)},
         "reviews": {"pageInfo": {"total": 0}, "nodes": []},
         "recommendations": {"pageInfo": {"total": 0}, "nodes": []},

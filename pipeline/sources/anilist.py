@@ -43,9 +43,9 @@ per ``perPage``, an upper bound. With ``P`` = ``characters_per_page`` and ``S`` 
     Page 1 + pageInfo 2 + media 1 + the media's own fields 67           =  71
       (scalars 20, title 5, dates 8, coverImage 4, nextAiringEpisode 3,
        tags 7, studios 8, relations 6, externalLinks 6)
-    characters 1 + pageInfo 2 + P x edges 17  (role 1, node 9, voiceActors 6, edges 1)
+    characters 1 + pageInfo 2 + P x edges 19  (role 1, node 9, voiceActors 8, edges 1)
     staff      1 + pageInfo 2 + S x edges 11  (id 1, role 1, node 8, edges 1)
-    total = 77 + 17 P + 11 S   →   defaults P = S = 12: 413 ≤ 500 (P = S = 15: 497)
+    total = 77 + 19 P + 11 S   →   defaults P = S = 12: 437 ≤ 500 (P = 15, S = 12: 494)
 
 The page size of the media list does not enter the total (a ``Page`` list is charged once). The
 recordings' own website query (``characters(perPage: 6)``, ``staff(perPage: 8)``, reviews and
@@ -93,7 +93,7 @@ COMPLEXITY_LIMIT = 500  # AniList's maximum query complexity
 NESTED_MAX = 25  # entries a nested connection page holds at most
 DEFAULT_CHARACTERS, DEFAULT_STAFF = 12, 12
 # query_complexity = BASE + per character edge x P + per staff edge x S (module docstring)
-COST_BASE, COST_CHARACTER, COST_STAFF = 77, 17, 11
+COST_BASE, COST_CHARACTER, COST_STAFF = 77, 19, 11
 
 MEDIA_FIELDS = """
       id idMal type format status countryOfOrigin isAdult updatedAt
@@ -113,7 +113,7 @@ MEDIA_FIELDS = """
         edges {
           role
           node { id name { full native alternative } gender image { large } }
-          voiceActors(sort: [RELEVANCE, ID]) { id name { full native } languageV2 }
+          voiceActors(sort: [RELEVANCE, ID]) { id name { full native } languageV2 image { large } }
         }
       }
       staff(perPage: $staff, sort: [RELEVANCE, ID]) {

@@ -16,7 +16,7 @@ from pipeline.load import Loader
 from pipeline.runner import run_sync
 from pipeline.sandbox import anilist_render
 from pipeline.sandbox.server import Sandbox, start_sandbox
-from pipeline.sandbox.world import Work
+from pipeline.sandbox.world import Work, World
 from pipeline.sources import build_stream, open_client
 from pipeline.transform.anilist import transform_anime
 from tests.integration.test_catalog_e2e_kit import (
@@ -124,11 +124,11 @@ async def sandbox() -> AsyncIterator[Sandbox]:
         yield running
 
 
-def expected_rows(works: list[Work]) -> dict[str, int]:
+def expected_rows(world: World, works: list[Work]) -> dict[str, int]:
     """What the simulator serves for ``works`` at the default nested pages of 12 and 12."""
     studios = sum(len(anilist_render._studio_edges(w)) for w in works)
     characters = sum(min(12, len(w.characters)) for w in works)
-    staff = sum(min(12, len(anilist_render._staff_edges(w))) for w in works)
+    staff = sum(min(12, len(anilist_render._staff_edges(w, world))) for w in works)
     links = sum(len(anilist_render._external_links(w)) for w in works)
     return {
         "catalog.media_companies": studios,
@@ -159,8 +159,8 @@ async def test_resume_sync_change_and_delete_keep_nested_rows_true(
     world = sandbox.ctx.need_world()
     works = [w for w in world.live() if w.anilist_id is not None]
     assert await live_media(pool, "anilist") == anilist_media(world)
-    counts = {table: len(await live(pool, table)) for table in expected_rows(works)}
-    assert counts == expected_rows(works)
+    counts = {table: len(await live(pool, table)) for table in expected_rows(world, works)}
+    assert counts == expected_rows(world, works)
     for table in NESTED:
         assert await live(pool, table), table
     unresolved = await pool.fetchval(
