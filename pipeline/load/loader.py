@@ -31,14 +31,14 @@ class Loader:
         run_id: int | None,
         owned_tables: Iterable[str] | None = None,
         main_tables: Iterable[str] | None = None,
-    ) -> None:
         *,
         record_resource: str | None = None,
+    ) -> None:
         self._staging = Staging(conn, source, run_id)
-        # Owner rows of these tables carry their complete link sets; other owner rows (a media
         # A scan marks seen only the records it lists (``None``: every raw record of a batch), so
         # included people or producers neither pass for nor hide a listed record with their id.
         self.record_resource = record_resource
+        # Owner rows of these tables carry their complete link sets; other owner rows (a media
         # included in an episodes page) leave the links they do not mention alone.
         self.owned_tables = None if owned_tables is None else frozenset(owned_tables)
         # The tables whose rows the counts' inserted/updated/unchanged are (default: the owned ones).
