@@ -296,7 +296,7 @@ class AniListStream:
         self.partitions = partitions([int(y) for y in boundaries])
         self.extra_lag = option(source, "cursor_lag_seconds", 0, int)
         self.nested = nested_sizes(source)
-        self.truncated = {"characters": 0, "staff": 0}  # media whose nested page was not the last
+        self.truncated = {"characters": 0, "staff": 0}  # media of the last walk with more than a page
 
     def __repr__(self) -> str:
         return f"AniListStream(source={self.source.name!r}, resource={self.resource!r})"
@@ -314,9 +314,14 @@ class AniListStream:
             walk = self._recent(since, until)
         else:
             walk = self._scan(state)
-        self.truncated = {"characters": 0, "staff": 0}
+        more: dict[str, set[int]] = {"characters": set(), "staff": set()}
         async for page in walk:
+            for media in media_of(page.doc):
+                for name, ids in more.items():
+                    if more_nested(media, name) and isinstance(media.get("id"), int):
+                        ids.add(media["id"])
             yield page
+        self.truncated = {name: len(ids) for name, ids in more.items()}
         if any(self.truncated.values()):  # the known limit, counted (module docstring)
             log.info("anilist_nested_pages_truncated", media=self.truncated, kept=self.nested)
 
@@ -464,10 +469,6 @@ class AniListStream:
 
     async def _post(self, request: PageRequest) -> tuple[Any, int]:
         response = await self.client.request("POST", request.url, json=request.json, stats=self.stats)
-        for media in media_of(response.data):
-            for name in self.truncated:
-                if more_nested(media, name):
-                    self.truncated[name] += 1
         return response.data, response.nbytes
 
 

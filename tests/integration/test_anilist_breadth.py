@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
+from structlog.testing import capture_logs
 
 from pipeline.load import Loader
 from pipeline.runner import run_sync
@@ -206,3 +207,37 @@ async def test_resume_sync_change_and_delete_keep_nested_rows_true(
             str(gone.anilist_id),
         )
         assert held == 0, table
+
+
+async def test_one_nested_page_is_kept_and_the_truncation_is_counted(
+    sandbox: Sandbox, pool: asyncpg.Pool
+) -> None:
+    """At characters_per_page 2 and staff_per_page 3 each media keeps its first 2 characters (main
+    cast first) and 3 credits; the run says how many media had more than one nested page."""
+    nested = {"characters_per_page": 2, "staff_per_page": 3, "resources": ["anime"]}
+    settings = catalog_settings(sandbox, anilist=nested, **ONLY_ANILIST)
+    with capture_logs() as logs:
+        await sync(settings, pool)
+    world = sandbox.ctx.need_world()
+    anime = [w for w in world.live() if w.anilist_id is not None and w.kind == "anime"]
+    kept = await pool.fetch(
+        "SELECT media_source_id, count(*) AS n FROM catalog.media_characters "
+        "WHERE source = 'anilist' AND deleted_at IS NULL GROUP BY media_source_id"
+    )
+    assert {r["media_source_id"]: r["n"] for r in kept} == {
+        str(w.anilist_id): min(2, len(w.characters)) for w in anime if w.characters
+    }
+    main_first = [w for w in anime if any(role == "MAIN" for _, role in w.characters)]
+    roles = await pool.fetch(
+        "SELECT DISTINCT media_source_id FROM catalog.media_characters "
+        "WHERE source = 'anilist' AND role = 'main' AND deleted_at IS NULL"
+    )
+    assert {r["media_source_id"] for r in roles} == {str(w.anilist_id) for w in main_first}
+    credits = await pool.fetchval("SELECT count(*) FROM catalog.media_staff WHERE source = 'anilist'")
+    assert credits == sum(min(3, len(anilist_render._staff_edges(w, world))) for w in anime)
+    (event,) = [e for e in logs if e["event"] == "anilist_nested_pages_truncated"]
+    assert event["kept"] == {"characters": 2, "staff": 3}
+    assert event["media"] == {
+        "characters": sum(len(w.characters) > 2 for w in anime),
+        "staff": sum(len(anilist_render._staff_edges(w, world)) > 3 for w in anime),
+    }
