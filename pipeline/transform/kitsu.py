@@ -585,8 +585,11 @@ def stream_page(payload: Any, resource: str, streamer_names: Mapping[str, str] |
     streaming link names its site (``streamer_names``, the streamers already landed, stand in when
     the page does not include them: replay).
     """
+    keep = KEEPS_INCLUDED.get(resource)
+    if keep is None and isinstance(payload, Mapping) and payload.get("included"):
+        payload = {**payload, "included": []}  # nothing to keep or look up: skip indexing them
     known = {("streamers", sid): _streamer(sid, name) for sid, name in (streamer_names or {}).items()}
-    batch = transform_document(payload, resource, KEEPS_INCLUDED.get(resource, NOTHING), known)
+    batch = transform_document(payload, resource, keep or NOTHING, known)
     for i, record in enumerate(batch.raw):
         if record.resource in MEDIA_TYPES:
             batch.raw[i] = replace(record, source_id=media_key(record.resource, record.source_id))
