@@ -56,8 +56,11 @@ recommendations) costs 442 by the same count, and the real server answers it.
 (``sort: [ROLE, RELEVANCE, ID]``: main cast first) and the first ``S`` staff (``[RELEVANCE, ID]``)
 of each fetch; a long-running show with 80 characters and 200 staff holds 12 of each. The rows are
 the complete set *of that page*: a character or staff credit that drops out of it on a re-fetch is
-soft-deleted (``Batch.replaced``), like one AniList removed. Studios, relations, tags and links are
-not paged by AniList and arrive whole.
+soft-deleted (``Batch.replaced``), like one AniList removed; the stream logs
+``anilist_nested_pages_truncated`` with how many media had more than one page. Studios, relations,
+tags and links are not paged by AniList and arrive whole. A nested change is seen when its media
+is fetched again: at night only if AniList moved the media's ``updatedAt``, else at the next full
+scan. A deleted media takes its nested rows along (trigger of migration 020).
 """
 
 from __future__ import annotations
