@@ -244,3 +244,41 @@ async def test_the_simulator_answers_the_connector_query_with_one_nested_page(v2
         assert all(set(link) == {"id", "site", "url", "type", "language"} for link in item["externalLinks"])
     assert any(item["staff"]["pageInfo"]["hasNextPage"] for item in media)
     assert any(item["characters"]["pageInfo"]["hasNextPage"] is False for item in media)
+
+
+@pytest.fixture
+def sandbox_ctx() -> SandboxContext:
+    return SandboxContext.build("small", seed=3, clock=SandboxClock(real=lambda: 1_800_000_000.0))
+
+
+async def test_nested_arguments_filter_like_the_server(sandbox_ctx: SandboxContext) -> None:
+    """voiceActors(language:), characters(role:, page:) and studios(isMain:) narrow what comes back;
+    an argument a nested field does not take is a GraphQL error."""
+    query = (
+        "query($id:Int){Media(id:$id){characters(role:SUPPORTING,perPage:1,page:2,sort:[ID]){"
+        "pageInfo{total currentPage hasNextPage}"
+        "edges{role node{id}voiceActors(language:ENGLISH){languageV2}}}"
+        "studios(isMain:true){edges{isMain}}}}"
+    )
+    works = [
+        w
+        for w in sandbox_ctx.need_world().live()
+        if w.anilist_id and sum(role == "SUPPORTING" for _, role in w.characters) >= 2
+    ][:5]
+    assert works
+    async with TestClient(TestServer(simulator.create_app(sandbox_ctx), host="127.0.0.1")) as client:
+        for work in works:
+            response = await client.post("/", json={"query": query, "variables": {"id": work.anilist_id}})
+            assert response.status == 200, await response.text()
+            media = (await response.json())["data"]["Media"]
+            supporting = sum(role == "SUPPORTING" for _, role in work.characters)
+            info = {"total": supporting, "currentPage": 2, "hasNextPage": supporting > 2}
+            assert media["characters"]["pageInfo"] == info
+            (edge,) = media["characters"]["edges"]
+            assert edge["role"] == "SUPPORTING"
+            assert {actor["languageV2"] for actor in edge["voiceActors"]} <= {"English"}
+            assert all(e["isMain"] for e in media["studios"]["edges"])
+        unknown = "query($id:Int){Media(id:$id){characters(language:ENGLISH){edges{role}}}}"
+        response = await client.post("/", json={"query": unknown, "variables": {"id": works[0].anilist_id}})
+        assert response.status == 400
+        assert 'Unknown argument "language"' in (await response.json())["errors"][0]["message"]
