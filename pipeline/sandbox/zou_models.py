@@ -251,10 +251,10 @@ MODELS: dict[str, Model] = {
                 uuid="task_id person_id source_file_id",
                 str_="name original_name extension description path source status validation_status "
                 "url uploaded_movie_url uploaded_movie_name",
-                int_="revision position file_size width height shotgun_id",
+                int_="revision position file_size width height shotgun_id token_in token_out",
                 float_="duration",
                 bool_="is_movie",
-                json="annotations",
+                json="annotations data",
             ),
         ),
         Model(

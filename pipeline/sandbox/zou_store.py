@@ -259,6 +259,7 @@ class ZouStore:
         events of their own), then one ``<kind>:casting-update`` event names the entity."""
         model = MODELS["entities"]
         row = self._row(model, entity_id)
+        before = set(row.relations.get("entities_out", []))
         self._drop_children((("entity-links", "entity_in_id"),), row.id)
         at = self._stamp()
         links = self.data.tables["entity-links"]
@@ -280,7 +281,13 @@ class ZouStore:
         row.relations["entities_out"] = [str(link.fields["entity_out_id"]) for link in made]
         row.updated_us = at
         kind = self._kind(model, row)
-        data = {f"{kind.replace('-', '_')}_id": row.id, "nb_entities_out": len(made)}
+        after = set(row.relations["entities_out"])
+        data = {
+            f"{kind.replace('-', '_')}_id": row.id,
+            "nb_entities_out": len(made),
+            "added_asset_ids": sorted(after - before),
+            "removed_asset_ids": sorted(before - after),
+        }
         self._emit(at, f"{kind}:casting-update", row, user_id, data)
         return [serialize(MODELS["entity-links"], link) for link in made]
 

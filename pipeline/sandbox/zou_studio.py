@@ -7,8 +7,9 @@ too, so one ``(size, seed)`` still yields the same studio. Shapes follow zou 1.0
 (``zou/app/models/department.py``, ``project_status.py``, ``metadata_descriptor.py``, ``entity.py``
 ``EntityLink``, ``preview_file.py``, ``playlist.py``, ``schedule_item.py``, ``milestone.py``), and
 each creation appends the event zou emits for it: ``<table>:new`` from the generic routes, and
-``<kind>:casting-update`` (``{"<kind>_id", "nb_entities_out"}``) when a shot's casting is set, as
-``breakdown_service.update_casting`` does (its links get no events of their own).
+``<kind>:casting-update`` (``{"<kind>_id", "nb_entities_out", "added_asset_ids",
+"removed_asset_ids"}``) when a shot's casting is set, as ``breakdown_service.update_casting`` does
+(its links get no events of their own).
 """
 
 from __future__ import annotations
@@ -179,12 +180,12 @@ def _casting(f: _Furnisher, project: Row, types: dict[str, str]) -> None:
         shot.fields["nb_entities_out"] = len(cast)
         shot.relations["entities_out"] = [a.id for a in cast]
         shot.updated_us = max(shot.updated_us, at + len(cast))
-        f.event(
-            at + len(cast),
-            "shot:casting-update",
-            project.id,
-            {"shot_id": shot.id, "nb_entities_out": len(cast)},
-        )
+        diff = {
+            "nb_entities_out": len(cast),
+            "added_asset_ids": sorted(a.id for a in cast),
+            "removed_asset_ids": [],
+        }
+        f.event(at + len(cast), "shot:casting-update", project.id, {"shot_id": shot.id, **diff})
 
 
 def _schedule(f: _Furnisher, project: Row, task_types: dict[str, Row]) -> None:
@@ -265,6 +266,9 @@ def _previews(f: _Furnisher) -> None:
                 "status": "ready",
                 "validation_status": "neutral",
                 "annotations": [],
+                "data": None,
+                "token_in": None,
+                "token_out": None,
                 "width": width,
                 "height": height,
                 "duration": round(f.rng.uniform(1, 12), 2) if movie else 0.0,

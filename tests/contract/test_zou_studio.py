@@ -62,6 +62,9 @@ COLUMNS = {
         "url",
         "uploaded_movie_url",
         "uploaded_movie_name",
+        "data",
+        "token_in",
+        "token_out",
     },
     "playlists": {
         "name",
@@ -76,6 +79,19 @@ COLUMNS = {
     },
     "schedule-items": {"start_date", "end_date", "man_days", "project_id", "task_type_id", "object_id"},
     "milestones": {"date", "name", "project_id", "task_type_id"},
+}
+# METADATA_DESCRIPTOR_TYPES of zou/app/models/metadata_descriptor.py (zou 1.0.97)
+DESCRIPTOR_TYPES = {
+    "string",
+    "number",
+    "list",
+    "taglist",
+    "boolean",
+    "checklist",
+    "date",
+    "url",
+    "textarea",
+    "person",
 }
 RELATIONS = {"metadata-descriptors": {"departments"}, "playlists": {"build_jobs"}}
 TYPE_NAMES = {
@@ -130,7 +146,7 @@ async def test_the_sandbox_serves_each_model_with_its_zou_columns(route: str) ->
 
 
 async def test_sandbox_values_follow_the_zou_vocabularies() -> None:
-    """Preview statuses, descriptor types, casting and playlist entries use zou's own values."""
+    """Preview statuses, descriptor types, casting, its events and playlist entries use zou's own values."""
     ctx = SandboxContext(clock=SandboxClock(real=lambda: 1_750_000_000.0))
     async with TestClient(TestServer(zou.create_app(ctx), host="127.0.0.1")) as client:
         previews = await _zou_get(client, "/api/data/preview-files")
@@ -142,14 +158,7 @@ async def test_sandbox_values_follow_the_zou_vocabularies() -> None:
         projects = await _zou_get(client, "/api/data/projects")
     assert {p["status"] for p in previews} <= {"processing", "ready", "broken"}
     assert {p["validation_status"] for p in previews} <= {"validated", "rejected", "neutral"}
-    assert {d["data_type"] for d in descriptors} <= {
-        "string",
-        "number",
-        "list",
-        "taglist",
-        "boolean",
-        "checklist",
-    }
+    assert {d["data_type"] for d in descriptors} <= DESCRIPTOR_TYPES
     for descriptor in descriptors:  # the custom field's values are in entity.data under field_name
         carriers = [e for e in entities.values() if e["project_id"] == descriptor["project_id"]]
         assert any(descriptor["field_name"] in (e["data"] or {}) for e in carriers), descriptor["name"]
@@ -281,3 +290,29 @@ def test_a_bad_record_is_rejected_with_the_field_named() -> None:
     rejected = transform("zou", "milestones", [milestone]).rejects
     assert len(rejected) == 1
     assert "date" in rejected[0].error
+
+
+def test_a_recast_shot_emits_zous_casting_update() -> None:
+    """Re-casting re-makes the links with new ids and emits zou 1.0.97's shot:casting-update diff."""
+    ctx = SandboxContext(clock=SandboxClock(real=lambda: 1_750_000_000.0))
+    zou.create_app(ctx)
+    service = ctx.state["zou"]
+    assert isinstance(service, zou.ZouService)
+    store = service.store
+    links = store.rows("entity-links")
+    shot = sorted({r.fields["entity_in_id"] for r in links.values()})[0]
+    before = {r.fields["entity_out_id"] for r in links.values() if r.fields["entity_in_id"] == shot}
+    old_ids = {i for i, r in links.items() if r.fields["entity_in_id"] == shot}
+    kept = sorted(before)[0]
+    made = store.set_casting(shot, [{"asset_id": kept, "nb_occurences": 2, "label": "animate"}])
+    assert {m["id"] for m in made}.isdisjoint(old_ids)
+    assert set(made[0]) == BASE | COLUMNS["entity-links"]
+    event = store.data.events[-1]
+    assert event.name == "shot:casting-update"
+    assert event.data == {
+        "shot_id": shot,
+        "nb_entities_out": 1,
+        "added_asset_ids": [],
+        "removed_asset_ids": sorted(before - {kept}),
+    }
+    assert store.rows("entities")[shot].fields["nb_entities_out"] == 1
