@@ -255,41 +255,105 @@ class ZouStore:
     def set_casting(
         self, entity_id: str, casting: list[Mapping[str, Any]], *, user_id: str | None = None
     ) -> list[dict[str, Any]]:
-        """zou's ``update_casting``: the entity's links are dropped and made again (new ids, no
-        events of their own), then one ``<kind>:casting-update`` event names the entity."""
+        """zou 1.0.97's ``update_casting``: the entity's links are dropped silently and made again
+        (new ids, an ``entity-link:new`` each); a shot's newly cast asset is also cast in its
+        episode (``data.auto``, announced by ``asset:update``) and an asset no shot of the episode
+        casts any more leaves it (``episode:casting-update``); then ``<kind>:casting-update``."""
         model = MODELS["entities"]
         row = self._row(model, entity_id)
         before = set(row.relations.get("entities_out", []))
         self._drop_children((("entity-links", "entity_in_id"),), row.id)
         at = self._stamp()
-        links = self.data.tables["entity-links"]
+        episode = self._episode_of(row)
         made: list[Row] = []
         for cast in casting:
             asset = self._row(model, str(cast["asset_id"]))
-            fields = {
-                "id": self._new_id(),
+            link = self._link(
+                row, asset.id, int(cast.get("nb_occurences", 1)), str(cast.get("label", "")), at
+            )
+            made.append(link)
+            if episode is not None and self._find_link(episode.id, asset.id) is None:
+                self._link(episode, asset.id, 1, "", at, data={"auto": True})
+                self._emit(at, "asset:update", asset, user_id, {"asset_id": asset.id})
+            data: dict[str, Any] = {
+                "entity_link_id": link.id,
                 "entity_in_id": row.id,
                 "entity_out_id": asset.id,
-                "nb_occurences": int(cast.get("nb_occurences", 1)),
-                "label": str(cast.get("label", "")),
-                "data": {},
             }
-            link = Row(fields=fields, created_us=at, updated_us=at)
-            links[link.id] = link
-            made.append(link)
-        row.fields["nb_entities_out"] = len(made)
-        row.relations["entities_out"] = [str(link.fields["entity_out_id"]) for link in made]
+            self._emit(
+                at, "entity-link:new", row, user_id, {**data, "nb_occurences": link.fields["nb_occurences"]}
+            )
+        after = {str(link.fields["entity_out_id"]) for link in made}
+        row.relations["entities_out"] = sorted(after)
+        row.fields["nb_entities_out"] = len(after)
         row.updated_us = at
+        if episode is not None:
+            for asset_id in sorted(before - after):
+                self._detach_from_episode(episode, asset_id, at, user_id)
         kind = self._kind(model, row)
-        after = set(row.relations["entities_out"])
-        data = {
-            f"{kind.replace('-', '_')}_id": row.id,
-            "nb_entities_out": len(made),
-            "added_asset_ids": sorted(after - before),
-            "removed_asset_ids": sorted(before - after),
-        }
+        diff = {"nb_entities_out": len(after), "added_asset_ids": sorted(after - before)}
+        data = {f"{kind.replace('-', '_')}_id": row.id, **diff, "removed_asset_ids": sorted(before - after)}
         self._emit(at, f"{kind}:casting-update", row, user_id, data)
         return [serialize(MODELS["entity-links"], link) for link in made]
+
+    def _link(self, owner: Row, asset_id: str, occurrences: int, label: str, at: int, **extra: Any) -> Row:
+        fields: dict[str, Any] = {"id": self._new_id(), "entity_in_id": owner.id, "entity_out_id": asset_id}
+        fields.update(nb_occurences=occurrences, label=label, data=extra.get("data"))
+        link = Row(fields=fields, created_us=at, updated_us=at)
+        self.data.tables["entity-links"][link.id] = link
+        if owner.fields.get("entity_type_id") and self._kind(MODELS["entities"], owner) == "episode":
+            owner.relations["entities_out"] = sorted({*owner.relations.get("entities_out", []), asset_id})
+            owner.fields["nb_entities_out"] = len(owner.relations["entities_out"])
+            owner.updated_us = at
+        return link
+
+    def _find_link(self, entity_in: str, entity_out: str) -> Row | None:
+        links = self.data.tables["entity-links"].values()
+        return next(
+            (
+                r
+                for r in links
+                if (r.fields["entity_in_id"], r.fields["entity_out_id"]) == (entity_in, entity_out)
+            ),
+            None,
+        )
+
+    def _episode_of(self, shot: Row) -> Row | None:
+        entities = self.data.tables["entities"]
+        if self._kind(MODELS["entities"], shot) != "shot":
+            return None
+        sequence = entities.get(str(shot.fields.get("parent_id")))
+        return entities.get(str(sequence.fields.get("parent_id"))) if sequence else None
+
+    def _detach_from_episode(self, episode: Row, asset_id: str, at: int, user_id: str | None) -> None:
+        """zou's ``_detach_asset_from_episode_if_unused``: drop the episode's auto link to an asset
+        none of its shots casts any more."""
+        entities = self.data.tables["entities"]
+        sequences = {i for i, e in entities.items() if e.fields.get("parent_id") == episode.id}
+        shots = {i for i, e in entities.items() if e.fields.get("parent_id") in sequences}
+        links = self.data.tables["entity-links"]
+        if any(
+            r.fields["entity_in_id"] in shots and r.fields["entity_out_id"] == asset_id
+            for r in links.values()
+        ):
+            return
+        link = self._find_link(episode.id, asset_id)
+        if link is None or not (link.fields.get("data") or {}).get("auto"):
+            return
+        del links[link.id]
+        episode.relations["entities_out"] = [
+            a for a in episode.relations.get("entities_out", []) if a != asset_id
+        ]
+        episode.fields["nb_entities_out"] = len(episode.relations["entities_out"])
+        episode.updated_us = at
+        data = {"episode_id": episode.id, "nb_entities_out": episode.fields["nb_entities_out"]}
+        self._emit(
+            at,
+            "episode:casting-update",
+            episode,
+            user_id,
+            {**data, "added_asset_ids": [], "removed_asset_ids": [asset_id]},
+        )
 
     # -- helpers ---------------------------------------------------------------------------------
     def _drop_children(self, children: tuple[tuple[str, str], ...], parent_id: str) -> None:

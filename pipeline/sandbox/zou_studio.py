@@ -6,10 +6,10 @@ casting, preview files, playlists, the schedule (items and milestones) and the t
 too, so one ``(size, seed)`` still yields the same studio. Shapes follow zou 1.0.97's models
 (``zou/app/models/department.py``, ``project_status.py``, ``metadata_descriptor.py``, ``entity.py``
 ``EntityLink``, ``preview_file.py``, ``playlist.py``, ``schedule_item.py``, ``milestone.py``), and
-each creation appends the event zou emits for it: ``<table>:new`` from the generic routes, and
-``<kind>:casting-update`` (``{"<kind>_id", "nb_entities_out", "added_asset_ids",
-"removed_asset_ids"}``) when a shot's casting is set, as ``breakdown_service.update_casting`` does
-(its links get no events of their own).
+each creation appends the event zou emits for it: ``<table>:new`` from the generic routes, and for
+a shot's casting what ``breakdown_service.update_casting`` emits: ``entity-link:new`` per link, the
+episode's own link to a newly cast asset (``data.auto``) announced only by ``asset:update``, then
+``shot:casting-update`` (``{"shot_id", "nb_entities_out", "added_asset_ids", "removed_asset_ids"}``).
 """
 
 from __future__ import annotations
@@ -156,17 +156,22 @@ def _descriptors(f: _Furnisher, project: Row, types: dict[str, str], departments
 
 
 def _casting(f: _Furnisher, project: Row, types: dict[str, str]) -> None:
-    """Each shot casts a few of the project's assets (``entity_link``: shot in, asset out)."""
-    entities = [e for e in f.tables["entities"].values() if e.fields["project_id"] == project.id]
-    assets = [e for e in entities if types[e.fields["entity_type_id"]] not in NON_ASSET_TYPES]
-    shots = [e for e in entities if types[e.fields["entity_type_id"]] == "Shot"]
+    """Each shot casts a few of the project's assets (``entity_link``: shot in, asset out), as
+    ``update_casting`` does it: an ``entity-link:new`` per link, the asset also cast in the shot's
+    episode (``data.auto``, announced by ``asset:update``), then ``shot:casting-update``."""
+    entities = {e.id: e for e in f.tables["entities"].values() if e.fields["project_id"] == project.id}
+    assets = [e for e in entities.values() if types[e.fields["entity_type_id"]] not in NON_ASSET_TYPES]
+    shots = [e for e in entities.values() if types[e.fields["entity_type_id"]] == "Shot"]
+    episode_cast: dict[str, set[str]] = {}
     for shot in shots:
         cast = f.rng.sample(assets, k=min(len(assets), f.rng.choice((0, 1, 2, 3, 4))))
         if not cast:
             continue
         at = shot.created_us + f.rng.randint(HOUR_US, 10 * DAY_US)
+        sequence = entities.get(str(shot.fields["parent_id"]))
+        episode = entities.get(str(sequence.fields["parent_id"])) if sequence else None
         for n, asset in enumerate(cast):
-            f.add(
+            link = f.add(
                 "entity-links",
                 at + n,
                 {
@@ -174,8 +179,20 @@ def _casting(f: _Furnisher, project: Row, types: dict[str, str]) -> None:
                     "entity_out_id": asset.id,
                     "nb_occurences": f.rng.choice((1, 1, 1, 2, 3)),
                     "label": f.rng.choice(("", "fixed", "animate")),
-                    "data": {},
+                    "data": None,
                 },
+            )
+            if episode is not None and asset.id not in episode_cast.setdefault(episode.id, set()):
+                episode_cast[episode.id].add(asset.id)
+                fields = {"entity_in_id": episode.id, "entity_out_id": asset.id, "nb_occurences": 1}
+                f.add("entity-links", at + n, {**fields, "label": "", "data": {"auto": True}})
+                episode.fields["nb_entities_out"] = len(episode_cast[episode.id])
+                episode.relations["entities_out"] = sorted(episode_cast[episode.id])
+                episode.updated_us = max(episode.updated_us, at + n)
+                f.event(at + n, "asset:update", project.id, {"asset_id": asset.id})
+            data = {"entity_link_id": link.id, "entity_in_id": shot.id, "entity_out_id": asset.id}
+            f.event(
+                at + n, "entity-link:new", project.id, {**data, "nb_occurences": link.fields["nb_occurences"]}
             )
         shot.fields["nb_entities_out"] = len(cast)
         shot.relations["entities_out"] = [a.id for a in cast]

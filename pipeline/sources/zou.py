@@ -27,8 +27,11 @@ Casting (``entity_links``): the breakdown routes re-make a shot's links with new
 ``<kind>:casting-update`` naming the entity, so the stream re-fetches those entities' links by
 ``?entity_in_id=[…]``; such a page holds each named entity's complete casting
 (``{"data": [...], "entity_in_ids": [...]}``), and the loader retires the entity's other links
-(``Batch.replaced``). Links of a deleted entity go with it (``sql/019``); generic
-``entity-link:new|update|delete`` events apply like any model's.
+(``Batch.replaced``). The assets an event says were added (``added_asset_ids``) have their links
+re-fetched by ``?entity_out_id=[…]`` too: zou casts them in the shot's episode as well, announcing
+that link only with ``asset:update`` (its removal comes as ``episode:casting-update``). Links of a
+deleted entity go with it (``sql/019``); generic ``entity-link:new|update|delete`` events apply
+like any model's.
 
 Event fan-out: every model stream reads the log, but the streams of one source share one
 ``EventsLog`` per run, so the log is walked once. Each stream stores (``production.events``) the
@@ -44,6 +47,7 @@ from typing import Any
 
 import orjson
 
+from pipeline.connectors import ConnectorSpec
 from pipeline.errors import ConfigError
 from pipeline.http import RequestStats, ServiceClient
 from pipeline.log import get_logger
@@ -194,6 +198,9 @@ class ZouStream:
             async for page, ids in self._fetch_casting(sorted(changes.cast)):
                 returned |= ids
                 yield page
+            async for page, ids in self._fetch_ids(sorted(changes.cast_assets), key="entity_out_id"):
+                returned |= ids  # the episode links zou made for newly cast assets
+                yield page
         kept = set(claimed) & returned
         if kept:
             log.info("zou_delete_event_row_kept", resource=self.resource, ids=len(kept))
@@ -242,10 +249,11 @@ class ZouStream:
             found = {str(r.get("id")) for r in rows}
             yield Page({"data": rows, CASTING_OWNERS: batch}, nbytes=nbytes), found
 
-    async def _fetch_ids(self, ids: Sequence[str]) -> AsyncIterator[tuple[Page, set[str]]]:
-        """``/data/<route>?id=[…]``: the current rows of ``ids``, a batch per request."""
+    async def _fetch_ids(self, ids: Sequence[str], key: str = "id") -> AsyncIterator[tuple[Page, set[str]]]:
+        """``/data/<route>?<key>=[…]``: the current rows whose ``key`` is one of ``ids`` (by default
+        their own id), a batch per request."""
         for batch in chunks(ids, self.fetch_batch):
-            params = {"id": orjson.dumps(batch).decode(), "relations": "true"}
+            params = {key: orjson.dumps(batch).decode(), "relations": "true"}
             body, nbytes = await self._get(f"data/{self.route}", params)
             found = {str(r.get("id")) for r in page_records(body, self.resource) if isinstance(r, Mapping)}
             yield Page(body, nbytes=nbytes), found
@@ -355,6 +363,36 @@ class ZouStream:
     async def _get(self, path: str, params: Mapping[str, Any]) -> tuple[Any, int]:
         response = await self.client.request("GET", path, params=params, stats=self.stats)
         return response.data, response.nbytes
+
+
+def _event_limit_problem(value: int) -> str | None:
+    if value < 1:
+        return "is below 1; use a value of at least 1 and at most 1000"
+    if value > ZOU_MAX_EVENT_LIMIT:
+        return (
+            f"is above {ZOU_MAX_EVENT_LIMIT} (Zou caps an events page at 1,000); use a value of at most 1000"
+        )
+    return None
+
+
+ZOU_MAX_EVENT_LIMIT = 1000  # Zou caps an events page at 1,000 rows
+SPEC = ConnectorSpec(
+    kind="zou",
+    resources=tuple(ROUTES),
+    defaults={"rate": {"requests": 10, "per_seconds": 1.0}, "max_in_flight": 4, "page_size": 100},
+    max_page_size=1000,
+    options={"event_limit": int, "events_overlap_seconds": int, "fetch_batch": int, "old_server": bool},
+    option_ranges={"events_overlap_seconds": (0, None), "fetch_batch": (1, None)},
+    option_checks={"event_limit": _event_limit_problem},
+    stream_deps={
+        "entity_types": (),
+        "entities": ("projects", "entity_types"),
+        "tasks": ("entities", "task_types", "task_statuses"),
+        "comments": ("tasks", "persons", "task_statuses"),
+        "time_spents": ("tasks", "persons"),
+    },
+    windowed=True,  # backfills select by the events log's time
+)
 
 
 __all__ = ["ROUTES", "ZouStream", "build_stream", "client_options", "event_time", "main_tables"]

@@ -187,7 +187,10 @@ class EventChanges:
     ``duplicates``: events seen again (same event id), e.g. from the overlap of two polls.
     ``newest_at``: the latest ``created_at`` among the events (for the checkpoint), if any.
     ``cast``: entity ids whose casting was re-made (``<kind>:casting-update``): their entity links
-    are re-fetched by ``entity_in_id``.
+    are re-fetched by ``entity_in_id``. ``cast_assets``: the assets those events say were added
+    (``added_asset_ids``): zou also casts them in the shot's episode (a link with
+    ``data.auto``, announced only by ``asset:update``), so their links are re-fetched by
+    ``entity_out_id``.
     """
 
     touched: dict[str, frozenset[str]]
@@ -197,6 +200,7 @@ class EventChanges:
     duplicates: int
     newest_at: datetime | None
     cast: frozenset[str] = frozenset()
+    cast_assets: frozenset[str] = frozenset()
 
 
 def reduce_events(events: Any) -> EventChanges:
@@ -210,6 +214,7 @@ def reduce_events(events: Any) -> EventChanges:
     unknown: dict[str, int] = {}
     seen: set[str] = set()
     cast: set[str] = set()
+    cast_assets: set[str] = set()
     duplicates = 0
     newest: datetime | None = None
     oldest = datetime.min.replace(tzinfo=UTC)
@@ -249,6 +254,9 @@ def reduce_events(events: Any) -> EventChanges:
         note(resource, object_id, at, action == "delete")
         if action == CASTING_ACTION and resource == "entities":
             cast.add(object_id)
+            added = event["data"].get("added_asset_ids")
+            if isinstance(added, list):
+                cast_assets.update(a for a in added if isinstance(a, str) and a)
         data = event.get("data")
         for data_key, related in _ALSO_TOUCHES.get(object_type, ()):
             related_id = data.get(data_key) if isinstance(data, Mapping) else None
@@ -267,4 +275,5 @@ def reduce_events(events: Any) -> EventChanges:
         duplicates=duplicates,
         newest_at=newest,
         cast=frozenset(cast),
+        cast_assets=frozenset(cast_assets),
     )

@@ -16,6 +16,7 @@ from pipeline.errors import ContractError
 from pipeline.sandbox import zou
 from pipeline.sandbox.core import SandboxClock, SandboxContext
 from pipeline.sandbox.zou_data import ADMIN_EMAIL, ADMIN_PASSWORD
+from pipeline.sandbox.zou_models import MODELS
 from pipeline.transform import transform
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "zou"
@@ -300,7 +301,9 @@ def test_a_recast_shot_emits_zous_casting_update() -> None:
     assert isinstance(service, zou.ZouService)
     store = service.store
     links = store.rows("entity-links")
-    shot = sorted({r.fields["entity_in_id"] for r in links.values()})[0]
+    entities = store.rows("entities")
+    cast = {r.fields["entity_in_id"] for r in links.values()}
+    shot = sorted(i for i in cast if store._kind(MODELS["entities"], entities[i]) == "shot")[0]
     before = {r.fields["entity_out_id"] for r in links.values() if r.fields["entity_in_id"] == shot}
     old_ids = {i for i, r in links.items() if r.fields["entity_in_id"] == shot}
     kept = sorted(before)[0]

@@ -19,6 +19,7 @@ from pipeline.sandbox.zou_store import model_for
 from pipeline.sources import build_stream, open_client
 from pipeline.streams import Page
 from tests.integration.test_zou_e2e import (
+    MODEL_ENTITIES,
     STUDIO_MODELS,
     ExpireMidStream,
     assert_mirrors,
@@ -101,8 +102,9 @@ async def test_late_tasks_query_matches_the_studio(sandbox: Sandbox, pool: async
 async def test_changes_recasting_and_deletes_apply_incrementally(
     sandbox: Sandbox, pool: asyncpg.Pool
 ) -> None:
-    """Edits, a new milestone, a re-made casting and deletes (by event, and the rows zou drops silently
-    with a task or an entity) reach the tables on the next run, with a request per touched model."""
+    """Edits, a new milestone, a re-made casting (with the episode link zou adds for a newly cast asset)
+    and deletes (by event, and the rows zou drops silently with a task or an entity) reach the tables
+    on the next run, with a request or three per touched model."""
     settings = zou_settings(sandbox)
     await sync(settings, pool)
     service = studio(sandbox)
@@ -113,11 +115,15 @@ async def test_changes_recasting_and_deletes_apply_incrementally(
     milestone = service.add("milestones", {"project_id": project, "name": "Trailer", "date": "2025-09-01"})
     preview = sorted(store.rows("preview-files"))[0]
     service.update("preview-files", preview, {"validation_status": "validated"})
+    before = {route: set(store.rows(route)) for route in ("entity-links", "preview-files", "playlists")}
     links = store.rows("entity-links")
-    cast_shot = sorted({r.fields["entity_in_id"] for r in links.values()})[0]
+    cast_shot, episode, asset = recast_target(service)
     old_links = {i for i, r in links.items() if r.fields["entity_in_id"] == cast_shot}
-    asset = next(r.fields["entity_out_id"] for r in links.values() if r.fields["entity_in_id"] != cast_shot)
     new_links = {r["id"] for r in store.set_casting(cast_shot, [{"asset_id": asset, "nb_occurences": 2}])}
+    auto = [
+        r for r in links.values() if (r.fields["entity_in_id"], r.fields["entity_out_id"]) == (episode, asset)
+    ]
+    assert [r.fields["data"] for r in auto] == [{"auto": True}]  # zou cast it in the episode too
     playlist = sorted(store.rows("playlists"))[0]
     service.delete("playlists", playlist)
     previewed = sorted(
@@ -126,13 +132,12 @@ async def test_changes_recasting_and_deletes_apply_incrementally(
     )[0]
     silent = {i for i, r in store.rows("preview-files").items() if r.fields["task_id"] == previewed}
     service.delete("tasks", previewed)
-    doomed_shot = sorted(
-        {r.fields["entity_in_id"] for r in store.rows("entity-links").values()} - {cast_shot}
-    )[0]
-    dropped_links = {
-        i for i, r in store.rows("entity-links").items() if r.fields["entity_in_id"] == doomed_shot
-    }
+    shots = {i for i, r in store.rows("entities").items() if store._kind(MODEL_ENTITIES, r) == "shot"}
+    doomed_shot = sorted({r.fields["entity_in_id"] for r in links.values()} & shots - {cast_shot})[0]
+    dropped_links = {i for i, r in links.items() if r.fields["entity_in_id"] == doomed_shot}
+    assert dropped_links
     assert store.delete("entities", doomed_shot, force=True) == "deleted"
+    after = {route: set(store.rows(route)) for route in before}
     sandbox.ctx.reset()
 
     summary = await sync(settings, pool)
@@ -154,7 +159,8 @@ async def test_changes_recasting_and_deletes_apply_incrementally(
         )
         == "validated"
     )
-    gone = old_links | silent | dropped_links | {playlist}
+    gone = set().union(*(before[route] - after[route] for route in before))
+    assert old_links | silent | dropped_links | {playlist} <= gone
     retired = await pool.fetch(
         """SELECT source_id FROM production.entity_links WHERE deleted_at IS NOT NULL
            UNION ALL SELECT source_id FROM production.preview_files WHERE deleted_at IS NOT NULL
@@ -178,13 +184,40 @@ async def test_changes_recasting_and_deletes_apply_incrementally(
         "departments": 1,  # the renamed department
         "project_statuses": 0,
         "metadata_descriptors": 0,
-        "entity_links": 1,  # the re-cast shot's links, by entity_in_id (the deleted shot's go by trigger)
+        # the new links by id, the re-cast shot's by entity_in_id, the new asset's by entity_out_id
+        # (its episode link); the deleted shot's links go by trigger
+        "entity_links": 3,
         "preview_files": 1,  # the validated preview
         "playlists": 0,  # its delete is known from the event alone
         "schedule_items": 0,
         "milestones": 1,  # the new milestone
     }, per_stream
     assert data_requests(sandbox)["/api/data/events/last"] == 1
+
+
+def recast_target(service: Any) -> tuple[str, str, str]:
+    """A cast shot of a TV show, its episode, and an asset of the project its episode does not cast."""
+    store = service.store
+    entities = store.rows("entities")
+    links = store.rows("entity-links")
+    cast_by = {}
+    for link in links.values():
+        cast_by.setdefault(link.fields["entity_in_id"], set()).add(link.fields["entity_out_id"])
+    for shot_id in sorted(cast_by):
+        shot = entities[shot_id]
+        episode = store._episode_of(shot)
+        if episode is None:
+            continue
+        assets = {
+            i
+            for i, e in entities.items()
+            if e.fields["project_id"] == shot.fields["project_id"]
+            and store._kind(MODEL_ENTITIES, e) == "asset"
+        }
+        fresh = sorted(assets - cast_by.get(episode.id, set()))
+        if fresh:
+            return shot_id, episode.id, fresh[0]
+    raise AssertionError("the sandbox studio has no cast TV-show shot to re-cast")
 
 
 class FailAfter(ExpireMidStream):

@@ -382,3 +382,37 @@ def test_generic_new_events_and_unknown_names() -> None:
         "playlists": frozenset({"p"}),
     }
     assert changes.ignored == {"output-file:update": 1, "task:update": 1, "<malformed>": 1}
+
+
+def test_casting_updates_name_the_recast_entities_and_the_added_assets() -> None:
+    """shot/episode:casting-update (zou 1.0.97's diff) → entities to re-fetch casting for, and the
+    added assets whose episode links zou made with only an asset:update."""
+    events = [
+        {
+            "id": "a",
+            "created_at": "2024-01-01T00:00:00",
+            "name": "shot:casting-update",
+            "data": {
+                "shot_id": "s1",
+                "nb_entities_out": 2,
+                "added_asset_ids": ["a1"],
+                "removed_asset_ids": ["a2"],
+            },
+        },
+        {
+            "id": "b",
+            "created_at": "2024-01-01T00:00:01",
+            "name": "episode:casting-update",
+            "data": {
+                "episode_id": "e1",
+                "nb_entities_out": 0,
+                "added_asset_ids": [],
+                "removed_asset_ids": ["a2"],
+            },
+        },
+        {"id": "c", "created_at": "2024-01-01T00:00:02", "name": "asset:update", "data": {"asset_id": "a1"}},
+    ]
+    changes = reduce_events(events)
+    assert changes.cast == frozenset({"s1", "e1"})
+    assert changes.cast_assets == frozenset({"a1"})
+    assert changes.touched == {"entities": frozenset({"s1", "e1", "a1"})}
