@@ -37,9 +37,10 @@ from bench.common import ROOT, scratch_database
 from pipeline import db
 from pipeline.budget import SharedBudget
 from pipeline.clock import SystemClock
+from pipeline.connectors import connector_spec
 from pipeline.http import ServiceClient
 from pipeline.log import configure
-from pipeline.settings import KIND_DEFAULTS, SourceSettings
+from pipeline.settings import SourceSettings
 
 TARGET_SHARE = 0.95
 TARGET_SHARE_SHARED = 0.90  # several processes on one group (each pays its own scheduling)
@@ -105,7 +106,7 @@ async def run_ours(kind: str, server: StrictServer, in_flight: int, seconds: flo
     async def body(base_url: str) -> None:
         settings = SourceSettings.model_validate(
             {
-                **KIND_DEFAULTS[kind],
+                **connector_spec(kind).defaults,
                 "name": f"bench_{kind}",
                 "kind": kind,
                 "base_url": base_url,
@@ -138,7 +139,7 @@ async def run_ours(kind: str, server: StrictServer, in_flight: int, seconds: flo
 
 async def run_processes(server: StrictServer, processes: int, seconds: float) -> list[dict[str, int]]:
     """``processes`` children (``bench.rate_worker``), Nekos defaults, one rate group, one database."""
-    margin = KIND_DEFAULTS["nekos"]["safety_margin_seconds"]
+    margin = connector_spec("nekos").defaults["safety_margin_seconds"]
     results: list[dict[str, int]] = []
 
     async def child(url: str, base_url: str, n: int) -> dict[str, int]:
@@ -380,7 +381,7 @@ def main() -> list[dict[str, Any]]:
     baseline_seconds = min(seconds, 15.0)
     rows: list[dict[str, Any]] = []
 
-    margin = KIND_DEFAULTS["nekos"].get("safety_margin_seconds", 0.02)
+    margin = connector_spec("nekos").defaults.get("safety_margin_seconds", 0.02)
     for label, low, high in (
         ("", 0.0, None),
         (", 20-80 ms", 0.020, 0.080),

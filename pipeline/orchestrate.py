@@ -23,35 +23,13 @@ import asyncpg
 from pipeline import sources
 from pipeline.api import with_pool
 from pipeline.budget import group_of
+from pipeline.connectors import connector_spec
 from pipeline.runner import ClientFactory, StreamFactory
 from pipeline.runs import RunSummary, StreamResult
 from pipeline.settings import Settings, SourceSettings
 
 T = TypeVar("T")
 
-# Streams that must load after others of the same source (their rows point at the parents').
-STREAM_DEPS: dict[str, dict[str, tuple[str, ...]]] = {
-    "kitsu": {
-        "episodes": ("anime",),
-        "mappings": ("anime", "manga"),
-        "characters": ("anime", "manga"),
-        "media-staff": ("anime", "manga"),
-        "media-productions": ("anime", "manga"),
-        "media-relationships": ("anime", "manga"),
-        "streaming-links": ("anime",),
-        "character-voices": ("characters", "media-staff"),  # voice actors may be staff too
-    },
-    "zou": {
-        "entity_types": (),
-        "entities": ("projects", "entity_types"),
-        "tasks": ("entities", "task_types", "task_statuses"),
-        "comments": ("tasks", "persons", "task_statuses"),
-        "time_spents": ("tasks", "persons"),
-    },
-}
-# Sources whose API can select changes by time: their backfills are time windows (AniList by
-# ``updatedAt``, Zou by the events log). The others are full re-scans only.
-WINDOWED_KINDS = frozenset({"anilist", "zou"})
 # The mass-delete guard's default (``max_delete_share`` per source) for sources not in the settings.
 DEFAULT_MAX_DELETE_SHARE = 0.05
 DEFERRED_STATUSES = ("deferred", "stopped")
@@ -73,7 +51,7 @@ def stream_deps(source: SourceSettings, resource: str) -> tuple[str, ...]:
     The runner loads a source's streams in configured order, so a parent listed after its child
     is no dependency of that run (the child's references are resolved when the parent loads).
     """
-    wanted = STREAM_DEPS.get(source.kind, {}).get(resource, ())
+    wanted = connector_spec(source.kind).stream_deps.get(resource, ())
     if resource not in source.resources:
         return ()
     earlier = source.resources[: source.resources.index(resource)]
@@ -93,7 +71,7 @@ def tables_written(
 
 
 def windowed(source: SourceSettings) -> bool:
-    return source.kind in WINDOWED_KINDS
+    return connector_spec(source.kind).windowed
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,50 +25,10 @@ from pydantic import (
     field_validator,
 )
 
+from pipeline.connectors import connector_spec, kinds
 from pipeline.errors import ConfigError
 from pipeline.log import get_logger
 from pipeline.redact import redact_url, register_secret
-
-KINDS = ("kitsu", "anilist", "anilist_v1", "zou", "nekos")
-Kind = Literal["kitsu", "anilist", "anilist_v1", "zou", "nekos"]
-
-RESOURCES: dict[str, tuple[str, ...]] = {
-    "kitsu": (
-        "anime",
-        "manga",
-        "episodes",
-        "categories",
-        "mappings",
-        "characters",
-        "media-staff",
-        "media-productions",
-        "media-relationships",
-        "streaming-links",
-        "character-voices",
-    ),
-    "anilist": ("anime", "manga"),
-    "anilist_v1": ("anime", "manga"),
-    "zou": (
-        "projects",
-        "entity_types",
-        "entities",
-        "task_types",
-        "task_statuses",
-        "tasks",
-        "persons",
-        "comments",
-        "time_spents",
-        "departments",
-        "project_statuses",
-        "metadata_descriptors",
-        "entity_links",
-        "preview_files",
-        "playlists",
-        "schedule_items",
-        "milestones",
-    ),
-    "nekos": ("images", "artists", "characters", "categories"),
-}
 
 DEFAULT_CONFIG = Path("config/pipeline.toml")
 SECRET_KEYS = frozenset({"token", "password", "client_secret", "refresh_token", "access_token", "secret"})
@@ -137,38 +97,6 @@ Auth = Annotated[
 ]
 
 
-# Conservative per-kind defaults (DESIGN §2). Every one can be overridden per source.
-KIND_DEFAULTS: dict[str, dict[str, Any]] = {
-    "kitsu": {
-        "rate": {"requests": 4, "per_seconds": 1.0},
-        "max_in_flight": 4,
-        "page_size": 20,
-    },
-    "anilist": {
-        "rate": {"requests": 30, "per_seconds": 60.0},
-        "max_in_flight": 1,
-        "page_size": 50,
-        "rate_limit_reserve": 0,
-    },
-    "anilist_v1": {
-        "rate": {"requests": 90, "per_seconds": 60.0},
-        "max_in_flight": 2,
-        "page_size": 40,
-    },
-    "zou": {
-        "rate": {"requests": 10, "per_seconds": 1.0},
-        "max_in_flight": 4,
-        "page_size": 100,
-    },
-    "nekos": {
-        "rate": {"requests": 1, "per_seconds": 1.0},
-        "max_in_flight": 1,
-        "page_size": 25,
-        "violation_budget": 2,
-        "safety_margin_seconds": 0.03,
-    },
-}
-
 # Source keys still accepted but ignored: each loads with a warning saying why and what to do.
 DEPRECATED_SOURCE_KEYS = {
     "rate_limit_reset": (
@@ -177,8 +105,6 @@ DEPRECATED_SOURCE_KEYS = {
     ),
 }
 
-MAX_PAGE_SIZE = {"kitsu": 20, "anilist": 50, "anilist_v1": 40, "zou": 1000, "nekos": 25}
-
 
 class SourceSettings(BaseModel):
     """One configured source; ``name`` is the ``source`` column everywhere."""
@@ -186,7 +112,7 @@ class SourceSettings(BaseModel):
     model_config = _FROZEN
 
     name: str
-    kind: Kind
+    kind: str  # a connector kind (pipeline.connectors.kinds())
     base_url: str
     resources: tuple[str, ...]
     rate: Rate
@@ -221,7 +147,7 @@ class SourceSettings(BaseModel):
     # A complete scan whose verified deletes exceed this share of the stream's live rows applies
     # none and fails (`--allow-deletes` on sync/backfill, or raise this, lets them through).
     max_delete_share: float = Field(default=0.05, ge=0, le=1)
-    # Connector-specific keys (validated by the connector; see CONNECTOR_OPTIONS).
+    # Connector-specific keys (typed and bounded by the connector's ConnectorSpec.options).
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("base_url")
@@ -262,69 +188,6 @@ class SourceSettings(BaseModel):
 
     def __repr__(self) -> str:
         return f"SourceSettings(name={self.name!r}, kind={self.kind!r}, base_url={self.base_url!r})"
-
-
-# Keys a connector accepts beyond the common ones, with their expected Python types.
-CONNECTOR_OPTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "kitsu": {
-        "include_r18": bool,
-        "parallel_pages": int,
-        "episodes_incremental": bool,
-        "episodes_full_scan_hours": int,
-        "incremental": bool,
-        "full_scan_hours": int,
-    },
-    "anilist": {
-        "partition_years": (list, tuple),
-        "first_year": int,
-        "cursor_lag_seconds": int,
-        "characters_per_page": int,
-        "staff_per_page": int,
-    },
-    "anilist_v1": {"series_pages": bool},
-    "zou": {"event_limit": int, "events_overlap_seconds": int, "fetch_batch": int, "old_server": bool},
-    "nekos": {},
-}
-YEARS = (1900, 2100)  # AniList start years a partition boundary may name
-ZOU_MAX_EVENT_LIMIT = 1000  # Zou caps an events page at 1,000 rows
-# Inclusive (low, high) bounds of the integer options; None = unbounded on that side.
-OPTION_RANGES: dict[str, tuple[int | None, int | None]] = {
-    "parallel_pages": (1, None),
-    "first_year": YEARS,
-    "cursor_lag_seconds": (0, None),
-    "event_limit": (1, ZOU_MAX_EVENT_LIMIT),
-    "events_overlap_seconds": (0, None),
-    "fetch_batch": (1, None),
-    "episodes_full_scan_hours": (0, None),
-    "full_scan_hours": (0, None),
-    "characters_per_page": (1, 25),  # AniList's nested page; sources/anilist.py checks the complexity
-    "staff_per_page": (1, 25),
-}
-
-
-def _option_problem(key: str, value: Any) -> str | None:
-    """Why a connector option's value would break a run (its type is already right), or None."""
-    if key == "partition_years":
-        bad = [
-            y for y in value if not isinstance(y, int) or isinstance(y, bool) or not YEARS[0] <= y <= YEARS[1]
-        ]
-        if bad:
-            return (
-                f"holds {bad}, not years; give ascending start years between {YEARS[0]} and {YEARS[1]}, "
-                "e.g. [2000, 2010, 2020]"
-            )
-        if not value:
-            return "is empty; give ascending start years such as [2000, 2010], or remove the key"
-        if list(value) != sorted(set(value)):
-            return "must be ascending without repeats, e.g. [2000, 2010, 2020]"
-        return None
-    low, high = OPTION_RANGES.get(key, (None, None))
-    if isinstance(value, int) and low is not None and value < low:
-        return f"is below {low}; use a value of at least {low}" + (f" and at most {high}" if high else "")
-    if isinstance(value, int) and high is not None and value > high:
-        limit = " (Zou caps an events page at 1,000)" if key == "event_limit" else ""
-        return f"is above {high}{limit}; use a value of at most {high}"
-    return None
 
 
 class PipelineSettings(BaseModel):
@@ -543,16 +406,18 @@ def _source_dict(
             f"{where}: source name must be lower-case letters, digits and _ (it becomes a column value)"
         )
     kind = body.get("kind")
-    if kind not in KINDS:
+    known_kinds = kinds()
+    if not isinstance(kind, str) or kind not in known_kinds:
         problems.append(
-            f"{where}.kind = {kind!r}: unknown kind; use one of {', '.join(KINDS)}"
+            f"{where}.kind = {kind!r}: unknown kind; use one of {', '.join(known_kinds)}"
             if kind is not None
-            else f"{where}: missing 'kind'; use one of {', '.join(KINDS)}"
+            else f"{where}: missing 'kind'; use one of {', '.join(known_kinds)}"
         )
         return None
-    merged: dict[str, Any] = {"name": name, **KIND_DEFAULTS[kind]}
+    spec = connector_spec(kind)
+    merged: dict[str, Any] = {"name": name, **spec.defaults}
     common = set(SourceSettings.model_fields) - {"name", "options"}
-    allowed_options = CONNECTOR_OPTIONS[kind]
+    allowed_options = spec.options
     options: dict[str, Any] = {}
     for key, value in body.items():
         if key in DEPRECATED_SOURCE_KEYS:
@@ -563,7 +428,7 @@ def _source_dict(
             expected = allowed_options[key]
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
                 problems.append(f"{where}.{key} = {value!r}: wrong type; expected {_type_name(expected)}")
-            elif (why := _option_problem(key, value)) is not None:
+            elif (why := spec.option_problem(key, value)) is not None:
                 problems.append(f"{where}.{key} = {value!r}: {why}")
             options[key] = value
         else:
@@ -572,21 +437,21 @@ def _source_dict(
     merged["options"] = options
     if "base_url" not in body:
         problems.append(f"{where}: missing 'base_url'; set the API's root URL, e.g. base_url = \"https://…\"")
-    resources = body.get("resources", list(RESOURCES[kind]))
+    resources = body.get("resources", list(spec.resources))
     if isinstance(resources, list):
-        bad = [r for r in resources if r not in RESOURCES[kind]]
+        bad = [r for r in resources if r not in spec.resources]
         if bad:
             problems.append(
                 f"{where}.resources: unknown resource(s) {bad} for kind '{kind}'; "
-                f"use some of {', '.join(RESOURCES[kind])}"
+                f"use some of {', '.join(spec.resources)}"
             )
-        merged["resources"] = tuple(r for r in resources if r in RESOURCES[kind])
+        merged["resources"] = tuple(r for r in resources if r in spec.resources)
         if bad and not merged["resources"]:
-            merged["resources"] = RESOURCES[kind]  # reported above; do not add "is empty" to it
+            merged["resources"] = spec.resources  # reported above; do not add "is empty" to it
     page_size = merged.get("page_size")
-    if isinstance(page_size, int) and page_size > MAX_PAGE_SIZE[kind]:
+    if isinstance(page_size, int) and page_size > spec.max_page_size:
         problems.append(
-            f"{where}.page_size = {page_size}: above the API's maximum {MAX_PAGE_SIZE[kind]}; lower it"
+            f"{where}.page_size = {page_size}: above the API's maximum {spec.max_page_size}; lower it"
         )
     return merged
 

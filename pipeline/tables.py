@@ -67,11 +67,20 @@ def register(*specs: TableSpec) -> None:
         _REGISTRY[spec.name] = spec
 
 
+def unregister(*names: str) -> None:
+    """Drop specs (a plugin or a test that registered its own tables and is done with them)."""
+    for name in names:
+        _REGISTRY.pop(name, None)
+
+
 def spec(name: str) -> TableSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"no table spec registered for {name!r}; register it in pipeline.schema") from None
+        raise KeyError(
+            f"no table spec registered for {name!r}; register it with pipeline.tables.register "
+            "(the built-in ones live in pipeline/models/)"
+        ) from None
 
 
 def registered() -> list[TableSpec]:

@@ -22,8 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
+from pipeline.connectors import connector_spec
 from pipeline.sandbox.core import DEFAULT_SEED, SandboxContext
-from pipeline.settings import RESOURCES
 
 SERVICES = ("kitsu", "anilist", "anilist_v1", "zou", "nekos")
 # ``--fast``: quotas raised for demos and benchmarks. Every quirk stays, and so does Nekos' 1 req/s
@@ -135,7 +135,7 @@ def source_settings(sandbox: Sandbox) -> dict[str, dict[str, Any]]:
         out["kitsu"] = {
             "kind": "kitsu",
             "base_url": urls["kitsu"],
-            "resources": list(RESOURCES["kitsu"]),
+            "resources": list(connector_spec("kitsu").resources),
             # Kitsu documents no read limit; the sandbox config asks for a polite 20/s by default.
             "rate": {
                 "requests": int(sandbox.ctx.options.get("kitsu_requests_per_second", 20)),

@@ -2,6 +2,7 @@
 
 A connector module ``pipeline.sources.<kind>`` exposes::
 
+    SPEC: pipeline.connectors.ConnectorSpec                            # resources, defaults, options, …
     def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -> streams.Stream
     def client_options(source: SourceSettings) -> dict[str, Any]     # optional: ServiceClient kwargs
     def main_tables(resource: str) -> tuple[str, ...]                 # what a stream's counts count
@@ -18,13 +19,15 @@ from contextlib import asynccontextmanager
 from types import ModuleType
 from typing import Any
 
+from pipeline.connectors import connector_spec
 from pipeline.http import ServiceClient
 from pipeline.settings import SourceSettings
 
 
 def connector(kind: str) -> ModuleType:
-    """The connector module for a kind (``kitsu``, ``anilist``, ``anilist_v1``, ``zou``, ``nekos``)."""
-    return importlib.import_module(f"pipeline.sources.{kind}")
+    """The connector module of a kind: ``pipeline.sources.<kind>`` for the built-in ones, the module
+    a registered ``ConnectorSpec`` names for the others (``pipeline.connectors``)."""
+    return importlib.import_module(connector_spec(kind).module_name)
 
 
 def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -> Any:

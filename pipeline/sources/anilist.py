@@ -73,6 +73,7 @@ from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
+from pipeline.connectors import ConnectorSpec
 from pipeline.errors import ConfigError, FatalError
 from pipeline.http import RequestStats, ServiceClient
 from pipeline.log import get_logger
@@ -475,9 +476,55 @@ class AniListStream:
         return response.data, response.nbytes
 
 
+YEARS = (1900, 2100)  # start years a partition boundary may name
+
+
+def _partition_years_problem(value: list[Any] | tuple[Any, ...]) -> str | None:
+    bad = [y for y in value if not isinstance(y, int) or isinstance(y, bool) or not YEARS[0] <= y <= YEARS[1]]
+    if bad:
+        return (
+            f"holds {bad}, not years; give ascending start years between {YEARS[0]} and {YEARS[1]}, "
+            "e.g. [2000, 2010, 2020]"
+        )
+    if not value:
+        return "is empty; give ascending start years such as [2000, 2010], or remove the key"
+    if list(value) != sorted(set(value)):
+        return "must be ascending without repeats, e.g. [2000, 2010, 2020]"
+    return None
+
+
+SPEC = ConnectorSpec(
+    kind="anilist",
+    resources=tuple(TYPES),
+    defaults={
+        "rate": {"requests": 30, "per_seconds": 60.0},
+        "max_in_flight": 1,
+        "page_size": 50,
+        "rate_limit_reserve": 0,
+    },
+    max_page_size=50,
+    options={
+        "partition_years": (list, tuple),
+        "first_year": int,
+        "cursor_lag_seconds": int,
+        "characters_per_page": int,
+        "staff_per_page": int,
+    },
+    option_ranges={
+        "first_year": YEARS,
+        "cursor_lag_seconds": (0, None),
+        "characters_per_page": (1, NESTED_MAX),  # build_stream checks the query's complexity
+        "staff_per_page": (1, NESTED_MAX),
+    },
+    option_checks={"partition_years": _partition_years_problem},
+    windowed=True,  # backfills select by updatedAt
+)
+
+
 __all__ = [
     "LOOKUP_QUERY",
     "QUERY",
+    "SPEC",
     "AniListStream",
     "Partition",
     "build_stream",

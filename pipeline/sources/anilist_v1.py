@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.connectors import ConnectorSpec
 from pipeline.errors import HTTPStatusError
 from pipeline.http import RequestStats, ServiceClient
 from pipeline.log import get_logger
@@ -176,6 +177,15 @@ class AniListV1Stream:
     async def _get(self, request: PageRequest) -> tuple[Any, int]:
         response = await self.client.request("GET", request.url, params=request.params, stats=self.stats)
         return response.data, response.nbytes
+
+
+SPEC = ConnectorSpec(
+    kind="anilist_v1",
+    resources=tuple(TYPES),
+    defaults={"rate": {"requests": 90, "per_seconds": 60.0}, "max_in_flight": 2, "page_size": 40},
+    max_page_size=40,
+    options={"series_pages": bool},
+)
 
 
 __all__ = ["AniListV1Stream", "build_stream", "client_options", "main_tables"]

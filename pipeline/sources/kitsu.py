@@ -55,6 +55,7 @@ from itertools import pairwise
 from typing import Any
 
 from pipeline.auth import NoAuth
+from pipeline.connectors import ConnectorSpec
 from pipeline.errors import HTTPStatusError
 from pipeline.http import RequestStats, ServiceClient
 from pipeline.log import get_logger
@@ -430,8 +431,40 @@ def newest_first(stamps: Sequence[datetime | None], previous: datetime | None) -
     return all(a >= b for a, b in pairwise(known))
 
 
+SPEC = ConnectorSpec(
+    kind="kitsu",
+    resources=tuple(ROUTES),
+    defaults={"rate": {"requests": 4, "per_seconds": 1.0}, "max_in_flight": 4, "page_size": 20},
+    max_page_size=20,  # jsonapi-resources maximum_page_size (docs/KITSU-API.md)
+    options={
+        "include_r18": bool,
+        "parallel_pages": int,
+        "episodes_incremental": bool,
+        "episodes_full_scan_hours": int,
+        "incremental": bool,
+        "full_scan_hours": int,
+    },
+    option_ranges={
+        "parallel_pages": (1, None),
+        "episodes_full_scan_hours": (0, None),
+        "full_scan_hours": (0, None),
+    },
+    stream_deps={
+        "episodes": ("anime",),
+        "mappings": ("anime", "manga"),
+        "characters": ("anime", "manga"),
+        "media-staff": ("anime", "manga"),
+        "media-productions": ("anime", "manga"),
+        "media-relationships": ("anime", "manga"),
+        "streaming-links": ("anime",),
+        "character-voices": ("characters", "media-staff"),  # voice actors may be staff too
+    },
+)
+
+
 __all__ = [
     "ROUTES",
+    "SPEC",
     "KitsuStream",
     "build_stream",
     "client_options",

@@ -23,6 +23,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
+from pipeline.connectors import ConnectorSpec
 from pipeline.errors import ConfigError, ContractError, HTTPStatusError
 from pipeline.http import RequestStats, ServiceClient
 from pipeline.log import get_logger
@@ -196,6 +197,20 @@ class NekosStream:
         async with asyncio.TaskGroup() as tasks:
             running = [tasks.create_task(one(n)) for n in numbers]
         return [task.result() for task in running]
+
+
+SPEC = ConnectorSpec(
+    kind="nekos",
+    resources=tuple(PATHS),
+    defaults={
+        "rate": {"requests": 1, "per_seconds": 1.0},
+        "max_in_flight": 1,
+        "page_size": 25,
+        "violation_budget": 2,
+        "safety_margin_seconds": 0.03,
+    },
+    max_page_size=25,
+)
 
 
 __all__ = ["OWNED", "PATHS", "NekosStream", "build_stream", "main_tables"]

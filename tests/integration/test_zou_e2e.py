@@ -14,20 +14,21 @@ import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
+from pipeline.connectors import connector_spec
 from pipeline.runner import run_sync
 from pipeline.runs import RunSummary
 from pipeline.sandbox import zou as zou_sim
 from pipeline.sandbox.server import Sandbox, source_settings, start_sandbox
 from pipeline.sandbox.zou_models import Event as zou_sim_event
 from pipeline.sandbox.zou_store import model_for
-from pipeline.settings import RESOURCES, Settings, SourceSettings, parse_settings
+from pipeline.settings import Settings, SourceSettings, parse_settings
 from pipeline.sources import build_stream, open_client
 from pipeline.sources.zou import ZouStream
 from pipeline.streams import Page
 
 pytestmark = pytest.mark.db
 
-MODELS = RESOURCES["zou"]
+MODELS = connector_spec("zou").resources
 STUDIO_MODELS = (
     "departments",
     "project_statuses",

@@ -67,6 +67,6 @@ async def test_stop_releases_hanging_responses() -> None:
 
 def test_service_names_match_the_config_kinds() -> None:
     """The sandbox serves exactly the five connector kinds, named as the settings name them."""
-    from pipeline.settings import KINDS
+    from pipeline.connectors import BUILTIN_KINDS as KINDS
 
     assert set(SERVICES) == set(KINDS)

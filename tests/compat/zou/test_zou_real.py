@@ -14,16 +14,17 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
+from pipeline.connectors import connector_spec
 from pipeline.runner import run_sync
 from pipeline.runs import RunSummary
-from pipeline.settings import RESOURCES, Settings, parse_settings
+from pipeline.settings import Settings, parse_settings
 from pipeline.sources import build_stream, open_client
 from tests.compat.zou.compare import Report, compare
 from tests.compat.zou.server import SHORT_TOKEN_SECONDS, ZouServer
 
 pytestmark = pytest.mark.compat
 
-MODELS = RESOURCES["zou"]
+MODELS = connector_spec("zou").resources
 EVENTS_PATH = "/data/events/last"
 
 
@@ -88,6 +89,12 @@ async def test_full_sync_matches_zous_own_rows(
     assert_same(report)
     assert report.rows["entities"] >= len(seeded["assets"]) + len(seeded["shots"])
     assert report.rows["tasks"] == len(seeded["tasks"])
+    for resource in ("departments", "preview_files", "playlists", "milestones"):
+        assert report.rows[resource] >= len(seeded[resource]) > 0, resource
+    assert report.rows["entity_links"] > 8  # four cast shots (two assets each) and the show's episode links
+    assert report.rows["metadata_descriptors"] == 2
+    assert report.rows["schedule_items"] >= 2
+    assert report.rows["project_statuses"] >= 2  # init-data's Open and Closed
     assert log_reads <= len(MODELS) + 2
     assert all(status < 400 for *_, status in requests)
 
@@ -96,7 +103,8 @@ async def test_incremental_round_of_every_event_kind(
     zou_server: ZouServer, seeded: dict[str, Any], pool: asyncpg.Pool
 ) -> None:
     """Renames, status change, (un)assignment, comment, time spent, new and deleted shots and tasks,
-    cancellations (remove_asset and cancel_asset) and concept folders, read in events pages of 7."""
+    cancellations (remove_asset and cancel_asset), concept folders, a department edit, a re-cast
+    shot, a new milestone, a deleted playlist and a validated preview, read in events pages of 7."""
     config = settings(zou_server, event_limit=7)
     await sync(config, pool)
     round_ = zou_server.studio("round")
@@ -152,6 +160,29 @@ async def test_incremental_round_of_every_event_kind(
         )
         assert live, table
     assert not [e for e in logs if e["event"] == "zou_events_unknown"]
+    # The studio models: the re-cast show shot holds only its new link; the asset joined the episode.
+    cast = await pool.fetch(
+        "SELECT entity_out_source_id, nb_occurences FROM production.entity_links "
+        "WHERE entity_in_source_id = $1 AND deleted_at IS NULL",
+        round_["recast_shot"],
+    )
+    assert [(r["entity_out_source_id"], r["nb_occurences"]) for r in cast] == [(round_["recast_asset"], 3)]
+    episode_links = await pool.fetchval(
+        "SELECT count(*) FROM production.entity_links l JOIN production.entities e ON e.id = l.entity_in_id "
+        "WHERE l.entity_out_source_id = $1 AND e.kind = 'episode' AND l.deleted_at IS NULL",
+        round_["recast_asset"],
+    )
+    assert episode_links == 1
+    for table, key, live in (
+        ("milestones", "milestone", True),
+        ("playlists", "deleted_playlist", False),
+        ("preview_files", "validated_preview", True),
+        ("departments", "department", True),
+    ):
+        found = await pool.fetchval(
+            f"SELECT deleted_at IS NULL FROM production.{table} WHERE source_id = $1", round_[key]
+        )
+        assert found is live, table
 
 
 async def test_a_server_capped_page_loses_no_event(
