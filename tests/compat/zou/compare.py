@@ -36,6 +36,14 @@ TABLES = {
     "tasks": "task",
     "comments": "comment",
     "time_spents": "time_spent",
+    "departments": "department",
+    "project_statuses": "project_status",
+    "metadata_descriptors": "metadata_descriptor",
+    "entity_links": "entity_link",
+    "preview_files": "preview_file",
+    "playlists": "playlist",
+    "schedule_items": "schedule_item",
+    "milestones": "milestone",
 }
 OVERRIDES = {
     ("entities", "episode_source_id"): "source_id",
@@ -43,12 +51,15 @@ OVERRIDES = {
     ("entities", "created_by_source_id"): "created_by",
     ("comments", "object_source_id"): "object_id",
     ("comments", "task_source_id"): "object_id",
+    ("preview_files", "origin"): "source",  # ``source`` is the configured source in every table
+    ("playlists", "created_by_source_id"): "created_by",
 }
 DERIVED = {("entities", "kind"), ("entity_types", "kind"), ("persons", "full_name")}
 RELATIONS = {  # link tables in Zou, not columns of its row
     ("persons", "department_source_ids"),
     ("comments", "mentions"),
     ("comments", "attachment_file_source_ids"),
+    ("metadata_descriptors", "department_source_ids"),
 }
 BOOKKEEPING = {"id", "source", "content_hash", "synced_at", "deleted_at", "run_id"}
 TEMPORAL = {"shot", "sequence", "episode", "edit", "concept", "scene"}
@@ -189,4 +200,24 @@ async def compare(pipeline: asyncpg.Connection, zou: asyncpg.Connection, source:
             f"task_assignees differ: missing {sorted(assigned - ours_assigned)[:3]}, "
             f"extra {sorted(ours_assigned - assigned)[:3]}"
         )
+    departments: dict[str, list[str]] = {}
+    for r in await zou.fetch(
+        "SELECT metadata_descriptor_id, department_id FROM department_metadata_descriptor_link"
+    ):
+        departments.setdefault(str(r["metadata_descriptor_id"]), []).append(str(r["department_id"]))
+    ours_departments = {
+        r["source_id"]: json.loads(r["ids"]) if r["ids"] else []
+        for r in await pipeline.fetch(
+            "SELECT source_id, department_source_ids::text AS ids FROM production.metadata_descriptors "
+            "WHERE source = $1 AND deleted_at IS NULL",
+            source,
+        )
+    }
+    report.rows["descriptor_departments"] = sum(len(v) for v in departments.values())
+    report.fields["descriptor_departments"] = len(ours_departments)
+    for descriptor, ids in ours_departments.items():
+        if sorted(ids) != sorted(departments.get(descriptor, [])):
+            report.mismatches.append(
+                f"metadata_descriptors {descriptor} departments {ids} != zou {departments.get(descriptor)}"
+            )
     return report

@@ -1,7 +1,9 @@
 """Writes to a real Zou studio through CGWire's ``gazu`` client: run with the zou venv's Python.
 
     studio.py seed         two projects (a TV show with episodes, a short), persons, assets,
-                           sequences, shots, tasks, assignments, comments, time spents, concept folders
+                           sequences, shots, tasks, assignments, comments, time spents, concept folders,
+                           and the studio models: a department, metadata descriptors, casting,
+                           preview files, playlists, schedule items, milestones
     studio.py round        one incremental round: every event kind the connector claims
     studio.py burst N      N ``person:update`` events (phone numbers), for events-log paging
     studio.py cancel ID    zou's own ``cancel_asset`` (the Shotgun import path), in process
@@ -43,6 +45,9 @@ def seed() -> dict[str, Any]:
     ]
     todo, wip = statuses["Todo"], statuses.get("Work In Progress") or statuses["Todo"]
     made: dict[str, list[str]] = {"projects": [], "assets": [], "shots": [], "tasks": [], "comments": []}
+    department = gazu.client.create("departments", {"name": "Compat Animation", "color": "#F57C00"})
+    gazu.client.put(f"data/task-types/{types['Animation']['id']}", {"department_id": department["id"]})
+    made["departments"] = [department["id"]]
     n = 0
     for name, kind in (("Compat Show", "tvshow"), ("Compat Short", "short")):
         project = gazu.project.new_project(name, production_type=kind)
@@ -75,7 +80,74 @@ def seed() -> dict[str, Any]:
                     made["comments"].append(comment["id"])
                 if n % 4 == 0:
                     gazu.task.add_time_spent(task, assignee, "2026-11-30", 60 + n)
+        studio_models(project, entities, persons[0], types["Animation"], department, made)
     return {"persons": [p["id"] for p in persons], **made}
+
+
+def studio_models(
+    project: dict[str, Any],
+    entities: list[tuple[dict[str, Any], list[str]]],
+    person: dict[str, Any],
+    animation: dict[str, Any],
+    department: dict[str, Any],
+    made: dict[str, list[str]],
+) -> None:
+    """A descriptor, the casting of four shots, a preview, a playlist, a schedule item, a milestone."""
+    gazu.project.add_metadata_descriptor(
+        project,
+        "Complexity",
+        "Asset",
+        data_type="list",
+        choices=["simple", "complex"],
+        departments=[department],
+    )
+    assets = [e for e, wanted in entities if "Modeling" in wanted]
+    shots = [e for e, wanted in entities if "Animation" in wanted]
+    for k, shot in enumerate(shots[:4]):
+        casting = [{"asset_id": a["id"], "nb_occurences": 1 + k % 2} for a in assets[k : k + 2]]
+        gazu.casting.update_shot_casting(project, shot, casting)
+    task = next(t for t in gazu.task.all_tasks_for_shot(shots[0]) if t["task_type_id"] == animation["id"])
+    preview = gazu.client.create(
+        "preview-files",
+        {
+            "name": "v001",
+            "original_name": "anim_v001.mp4",
+            "revision": 1,
+            "extension": "mp4",
+            "source": "webgui",
+            "status": "ready",
+            "file_size": 1_048_576,
+            "width": 1920,
+            "height": 1080,
+            "duration": 2.5,
+            "task_id": task["id"],
+            "person_id": person["id"],
+        },
+    )
+    playlist = gazu.playlist.new_playlist(project, f"{project['name']} dailies")
+    shots_json = [{"entity_id": shots[0]["id"], "preview_file_id": preview["id"]}]
+    gazu.client.put(f"data/playlists/{playlist['id']}", {"shots": shots_json})
+    gazu.client.create(
+        "schedule-items",
+        {
+            "project_id": project["id"],
+            "task_type_id": animation["id"],
+            "start_date": "2026-01-05",
+            "end_date": "2026-03-27",
+            "man_days": 40,
+        },
+    )
+    milestone = gazu.client.create(
+        "milestones",
+        {
+            "project_id": project["id"],
+            "task_type_id": animation["id"],
+            "name": "Picture lock",
+            "date": "2026-03-27",
+        },
+    )
+    for key, value in (("preview_files", preview), ("playlists", playlist), ("milestones", milestone)):
+        made.setdefault(key, []).append(value["id"])
 
 
 def round_of_changes() -> dict[str, Any]:
@@ -124,6 +196,32 @@ def round_of_changes() -> dict[str, Any]:
     canceled = assets[1]
     gazu.asset.remove_asset(canceled)  # has tasks: kept with canceled = true (asset:update)
     out["canceled_asset"] = canceled["id"]
+
+    department = next(d for d in gazu.client.fetch_all("departments") if d["name"] == "Compat Animation")
+    gazu.client.put(f"data/departments/{department['id']}", {"color": "#123456"})
+    out["department"] = department["id"]
+    show = next(p for p in projects if p["production_type"] == "tvshow")
+    show_shots = {s["id"] for s in gazu.shot.all_shots_for_project(show)}
+    links = gazu.client.fetch_all("entity-links")
+    recast = sorted({link["entity_in_id"] for link in links} & show_shots)[0]
+    cast_assets = {link["entity_out_id"] for link in links}
+    fresh = next(  # cast nowhere yet: zou casts it in the shot's episode too
+        a
+        for a in sorted(gazu.asset.all_assets_for_project(show), key=lambda a: a["name"])
+        if a["id"] not in cast_assets
+    )
+    gazu.casting.update_shot_casting(show, recast, [{"asset_id": fresh["id"], "nb_occurences": 3}])
+    out["recast_shot"], out["recast_asset"] = recast, fresh["id"]
+    milestone = gazu.client.create(
+        "milestones", {"project_id": project["id"], "name": "Trailer", "date": "2026-12-24"}
+    )
+    out["milestone"] = milestone["id"]
+    playlist = gazu.playlist.all_playlists_for_project(project)[0]
+    gazu.client.delete(f"data/playlists/{playlist['id']}")
+    out["deleted_playlist"] = playlist["id"]
+    preview = next(p for p in gazu.client.fetch_all("preview-files") if p["task_id"] != doomed_task["id"])
+    gazu.client.put(f"data/preview-files/{preview['id']}", {"validation_status": "validated"})
+    out["validated_preview"] = preview["id"]
 
     folders = gazu.client.get(f"data/projects/{project['id']}/concept-folders")
     folder = gazu.client.post(f"data/projects/{project['id']}/concept-folders", {"name": "Round folder"})
