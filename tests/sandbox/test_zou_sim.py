@@ -333,3 +333,51 @@ async def test_two_studios_run_side_by_side(ctx: SandboxContext) -> None:
     assert cross.status == 422
     assert ctx.counters_for("studio_a").requests == 2
     assert ctx.counters_for("studio_b").requests == 3
+
+
+async def test_http_control_changes_the_studio_models(
+    ctx: SandboxContext, client: TestClient[Any, Any]
+) -> None:
+    """The records routes add, change and delete milestones (with zou's events); /_sandbox/zou/casting
+    re-casts a shot with new link ids and a shot:casting-update."""
+    headers = await auth(client)
+    store = service(ctx).store
+    project = sorted(store.rows("projects"))[0]
+    response = await client.post(
+        "/_sandbox/records/milestones", json={"project_id": project, "name": "Lock", "date": "2025-07-01"}
+    )
+    milestone = await response.json()
+    assert response.status == 200
+    assert (
+        await client.patch(f"/_sandbox/records/milestones/{milestone['id']}", json={"name": "Final lock"})
+    ).status == 200
+    assert (await client.delete(f"/_sandbox/records/milestones/{milestone['id']}")).status in (200, 204)
+    names = [e["name"] for e in await get(client, headers, "/api/data/events/last", limit="3")]
+    assert names == ["milestone:delete", "milestone:update", "milestone:new"]
+    links = store.rows("entity-links")
+    shot = next(
+        r.fields["entity_in_id"]
+        for r in links.values()
+        if store.rows("entities")[r.fields["entity_in_id"]].fields["nb_frames"]
+    )
+    asset = next(r.fields["entity_out_id"] for r in links.values())
+    old = {i for i, r in links.items() if r.fields["entity_in_id"] == shot}
+    response = await client.post(
+        "/_sandbox/zou/casting",
+        json={"entity_id": shot, "casting": [{"asset_id": asset, "nb_occurences": 2}]},
+    )
+    body = await response.json()
+    assert response.status == 200
+    assert [(link["entity_out_id"], link["nb_occurences"]) for link in body["links"]] == [(asset, 2)]
+    assert not {link["id"] for link in body["links"]} & old
+    served = await get(client, headers, "/api/data/entity-links", entity_in_id=shot)
+    assert [link["id"] for link in served] == [link["id"] for link in body["links"]]
+    last = (await get(client, headers, "/api/data/events/last", limit="1"))[0]
+    assert (last["name"], last["data"]["shot_id"], last["data"]["nb_entities_out"]) == (
+        "shot:casting-update",
+        shot,
+        1,
+    )
+    bad = await client.post("/_sandbox/zou/casting", json={"entity_id": shot, "casting": "nope"})
+    assert bad.status == 400
+    assert "casting must be a list" in (await bad.json())["error"]
