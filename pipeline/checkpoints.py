@@ -15,7 +15,7 @@ Three kinds of progress, all per (source, resource):
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -23,7 +23,6 @@ from typing import Any
 import asyncpg
 import orjson
 
-from pipeline.load import AfterHook, delete_ids, soft_delete
 from pipeline.streams import (
     Cursor,
     Mode,
@@ -34,6 +33,10 @@ from pipeline.streams import (
     encode_cursor,
     later,
 )
+
+AfterHook = Callable[[asyncpg.Connection], Awaitable[None]]
+# (conn, source, raw resource, ids, tables) -> records deleted
+Deleter = Callable[[asyncpg.Connection, str, str, Sequence[str], Sequence[str]], Awaitable[int]]
 
 
 async def read_checkpoint(conn: asyncpg.Connection, source: str, resource: str) -> asyncpg.Record | None:
@@ -103,6 +106,9 @@ class Tracker:
     # The raw resource of the records the stream lists (Kitsu ``characters``: media-characters),
     # when not the stream's own name: what the scan counts, and deletes.
     record_resource: str | None = None
+    # Applies a completed scan's verified deletes (``pipeline.load.delete_ids``): this module only
+    # decides which records are gone and records progress; the data is load/'s.
+    deleter: Deleter | None = None
 
     @property
     def raw_resource(self) -> str:
@@ -113,8 +119,9 @@ class Tracker:
         keys: Iterable[int],
         cursor: Cursor | None,
         expected_total: int | None,
-        deletes: dict[str, list[str]] | None = None,
     ) -> AfterHook:
+        """Advance the in-memory progress by a batch's pages; the returned write records it in the
+        batch's transaction (the loader runs it after the rows and the page's tombstones)."""
         state = self.state
         for key in keys:
             state.committed.add(key)
@@ -130,8 +137,6 @@ class Tracker:
                 state.held_cursor = later(state.held_cursor, capped)
 
         async def write(conn: asyncpg.Connection) -> None:
-            for target, ids in (deletes or {}).items():
-                await soft_delete(conn, target, state.source, ids)
             if state.mode == "backfill":
                 await save_backfill_progress(conn, state)
             elif state.mode == "incremental":
@@ -314,7 +319,11 @@ class Tracker:
                 "really lost them, run again with --allow-deletes (sync or backfill), or raise "
                 f"[sources.{state.source}] max_delete_share"
             )
-        return await delete_ids(conn, state.source, self.raw_resource, doomed, self.owned_tables)
+        if self.deleter is None:
+            raise RuntimeError(
+                f"{state.source}/{state.resource}: the scan found deletes but no deleter was given"
+            )
+        return await self.deleter(conn, state.source, self.raw_resource, doomed, self.owned_tables)
 
 
 class ScanIncomplete(Exception):

@@ -45,7 +45,7 @@ from pipeline.errors import (
     SkippableRecordError,
     ViolationBudgetError,
 )
-from pipeline.load import Loader, resolve_refs
+from pipeline.load import Loader, delete_ids, resolve_refs
 from pipeline.load.context import read_context
 from pipeline.load.poison import screen
 from pipeline.log import bind_stream, get_logger
@@ -265,9 +265,11 @@ class _Consumer:
         if sampling:  # a smoke test loads the data and nothing else: no checkpoint, no delete
             hook, p.deletes = None, {}
         else:
-            hook = self.tracker.hook(p.keys, p.cursor, p.total, p.deletes)
+            hook = self.tracker.hook(p.keys, p.cursor, p.total)
         scanning = not sampling and (state.mode == "full" or (state.window is not None and state.window.full))
-        counts = await self.loader.load(p.batch, after=hook, seen_scan=state.scan_id if scanning else None)
+        counts = await self.loader.load(
+            p.batch, after=hook, seen_scan=state.scan_id if scanning else None, tombstones=p.deletes
+        )
         self.written_tables.update(name for name, n in counts.tables.items() if n)
         r = self.result
         r.pages += p.pages
@@ -370,7 +372,7 @@ async def _pump(
     lag = ctx.settings.pipeline.cursor_lag_seconds
     # A verified delete reaches the rows keyed by the listed records: the main tables (a Kitsu
     # media-staff scan deletes credits, never the people it included).
-    tracker = Tracker(state, lag, ctx.run_id, tuple(main or stream.owned_tables), records)
+    tracker = Tracker(state, lag, ctx.run_id, tuple(main or stream.owned_tables), records, delete_ids)
     loader = Loader(conn, state.source, ctx.run_id, stream.owned_tables, main, record_resource=records)
     needs = transform_spec(stream.source.kind, stream.resource).context
     context = await read_context(conn, state.source, needs)

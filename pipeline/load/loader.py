@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 import asyncpg
 
 from pipeline import tables
 from pipeline.load.children import retire_children
 from pipeline.load.counts import LoadCounts
+from pipeline.load.deletes import soft_delete
 from pipeline.load.entities import upsert_entities
 from pipeline.load.links import replace_links
 from pipeline.load.poison import reject_payload
@@ -63,8 +64,11 @@ class Loader:
         after: AfterHook | None = None,
         land_raw: bool = True,
         seen_scan: str | None = None,
+        tombstones: Mapping[str, Sequence[str]] | None = None,
     ) -> LoadCounts:
-        """Write ``batch`` and run ``after`` in one transaction; return what changed."""
+        """Write ``batch``, soft-delete its ``tombstones`` ({table or raw resource: source ids}: Zou
+        ``*:delete`` events) and run ``after`` (the checkpoint), in one transaction; return what
+        changed."""
         st = self._staging
         counts = LoadCounts()
         order = [s.name for s in tables.registered()]
@@ -111,6 +115,8 @@ class Loader:
                         await mark_seen(st, seen_scan, sorted(rejected - loaded))
                 if nested and st.staged:
                     await st.conn.execute("; ".join(f"DELETE FROM {stage}" for stage in st.staged))
+                for target, ids in (tombstones or {}).items():
+                    await soft_delete(st.conn, target, st.source, ids)
                 if after is not None:
                     await after(st.conn)
         except BaseException:

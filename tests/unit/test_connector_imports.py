@@ -63,3 +63,18 @@ def test_the_probe_sees_the_engine_when_it_is_imported() -> None:
     assert {"asyncpg", "pipeline.runner", "pipeline.load"} <= set(
         forbidden_in(loaded_after("pipeline.runner"))
     )
+
+
+def test_checkpoints_record_progress_without_the_loader() -> None:
+    """checkpoints.py decides which records a scan lost and records progress; applying deletes (and
+    a page's tombstones) is load/'s, handed in by the runner."""
+    modules = loaded_after("pipeline.checkpoints")
+    assert "pipeline.checkpoints" in modules
+    assert [m for m in modules if m == "pipeline.load" or m.startswith("pipeline.load.")] == []
+
+
+def test_connectors_module_loads_nothing_of_the_engine() -> None:
+    """pipeline.connectors is read by settings: it must not pull connectors or the engine in."""
+    modules = loaded_after("pipeline.connectors")
+    assert not [m for m in modules if m.startswith(("pipeline.sources", "pipeline.settings"))]
+    assert forbidden_in(modules) == []
