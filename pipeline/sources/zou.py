@@ -390,6 +390,12 @@ SPEC = ConnectorSpec(
         "tasks": ("entities", "task_types", "task_statuses"),
         "comments": ("tasks", "persons", "task_statuses"),
         "time_spents": ("tasks", "persons"),
+        "metadata_descriptors": ("projects", "task_types", "departments"),
+        "entity_links": ("entities",),
+        "preview_files": ("tasks", "persons"),
+        "playlists": ("projects", "entities", "task_types"),
+        "schedule_items": ("projects", "task_types"),
+        "milestones": ("projects", "task_types"),
     },
     windowed=True,  # backfills select by the events log's time
 )

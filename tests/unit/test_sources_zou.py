@@ -63,3 +63,23 @@ def test_versions_parse_for_the_cursor_paging_decision() -> None:
     assert parse_version("v0.20.52") == (0, 20, 52)
     assert parse_version(None) is None
     assert parse_version("dev") is None
+
+
+def test_studio_model_streams_load_after_the_rows_they_point_at() -> None:
+    """With the default resources, casting waits for entities, previews for tasks and persons, the
+    schedule and playlists for projects and task types, descriptors for their departments too."""
+    from pathlib import Path
+
+    from pipeline.orchestrate import stream_deps
+    from pipeline.settings import parse_settings
+
+    settings = parse_settings(
+        {"sources": {"z": {"kind": "zou", "base_url": "http://z/api"}}}, Path("t.toml"), {}
+    )
+    zou = settings.sources["z"]
+    assert stream_deps(zou, "entity_links") == ("entities",)
+    assert stream_deps(zou, "preview_files") == ("tasks", "persons")
+    assert stream_deps(zou, "metadata_descriptors") == ("projects", "task_types", "departments")
+    assert stream_deps(zou, "playlists") == ("projects", "entities", "task_types")
+    assert stream_deps(zou, "milestones") == stream_deps(zou, "schedule_items") == ("projects", "task_types")
+    assert stream_deps(zou, "departments") == ()
