@@ -88,25 +88,24 @@ def create_app(ctx: SandboxContext) -> web.Application:
             f"{PREFIX}/{kind}/{{id}}/characters", routes.wrap(routes.media_characters_of, kind)
         )
     app.router.add_get(f"{PREFIX}/anime/{{id}}/episodes", routes.wrap(routes.anime_episodes, "anime"))
-    app.router.add_get(f"{PREFIX}/episodes", routes.wrap(routes.episodes, ""))
-    app.router.add_get(f"{PREFIX}/episodes/{{id}}", routes.wrap(routes.episode_one, ""))
-    app.router.add_get(f"{PREFIX}/categories", routes.wrap(routes.categories, ""))
-    app.router.add_get(f"{PREFIX}/categories/{{id}}", routes.wrap(routes.category_one, ""))
-    app.router.add_get(f"{PREFIX}/mappings", routes.wrap(routes.mappings, ""))
-    app.router.add_get(f"{PREFIX}/mappings/{{id}}", routes.wrap(routes.mapping_one, ""))
-    app.router.add_get(f"{PREFIX}/characters", routes.wrap(routes.characters, ""))
-    app.router.add_get(f"{PREFIX}/characters/{{id}}", routes.wrap(routes.character_one, ""))
-    app.router.add_get(f"{PREFIX}/media-characters", routes.wrap(routes.media_characters, ""))
-    app.router.add_get(f"{PREFIX}/media-characters/{{id}}", routes.wrap(routes.media_character_one, ""))
+    listings: tuple[
+        tuple[str, Callable[[_Call, str], web.Response], Callable[[_Call, str], web.Response]], ...
+    ] = (
+        ("episodes", routes.episodes, routes.episode_one),
+        ("categories", routes.categories, routes.category_one),
+        ("mappings", routes.mappings, routes.mapping_one),
+        ("characters", routes.characters, routes.character_one),
+        ("media-characters", routes.media_characters, routes.media_character_one),
+        ("people", routes.people, routes.person_one),
+        ("producers", routes.producers, routes.producer_one),
+        ("streamers", routes.streamers, routes.streamer_one),
+    )
+    for path, listing, one in listings:
+        app.router.add_get(f"{PREFIX}/{path}", routes.wrap(listing, ""))
+        app.router.add_get(f"{PREFIX}/{path}/{{id}}", routes.wrap(one, ""))
     for path in JOINS:
         app.router.add_get(f"{PREFIX}/{path}", routes.wrap(routes.joins, path))
         app.router.add_get(f"{PREFIX}/{path}/{{id}}", routes.wrap(routes.join_one, path))
-    app.router.add_get(f"{PREFIX}/people", routes.wrap(routes.people, ""))
-    app.router.add_get(f"{PREFIX}/people/{{id}}", routes.wrap(routes.person_one, ""))
-    app.router.add_get(f"{PREFIX}/producers", routes.wrap(routes.producers, ""))
-    app.router.add_get(f"{PREFIX}/producers/{{id}}", routes.wrap(routes.producer_one, ""))
-    app.router.add_get(f"{PREFIX}/streamers", routes.wrap(routes.streamers, ""))
-    app.router.add_get(f"{PREFIX}/streamers/{{id}}", routes.wrap(routes.streamer_one, ""))
     return app
 
 
@@ -651,21 +650,22 @@ class _Routes:
         return self._plain(call, self.ctx.need_world().people, kitsu_render.person_resource)
 
     def person_one(self, call: _Call, _: str) -> web.Response:
-        people = self.ctx.need_world().people
-        index = _int_id(call.request) - 1
-        if not 0 <= index < len(people):
-            raise jsonapi.not_found(call.request.match_info["id"])
-        return call.single(kitsu_render.person_resource(people[index], call.base))
+        return self._plain_one(call, self.ctx.need_world().people, kitsu_render.person_resource)
 
     def producers(self, call: _Call, _: str) -> web.Response:
         return self._plain(call, self.ctx.need_world().companies, kitsu_render.producer_resource)
 
     def producer_one(self, call: _Call, _: str) -> web.Response:
-        companies = self.ctx.need_world().companies
+        return self._plain_one(call, self.ctx.need_world().companies, kitsu_render.producer_resource)
+
+    def _plain_one(
+        self, call: _Call, items: Sequence[Any], render: Callable[[Any, str], dict[str, Any]]
+    ) -> web.Response:
+        """``GET /people/{id}``-like: ids are list positions + 1 (``Person.kitsu_id``)."""
         index = _int_id(call.request) - 1
-        if not 0 <= index < len(companies):
+        if not 0 <= index < len(items):
             raise jsonapi.not_found(call.request.match_info["id"])
-        return call.single(kitsu_render.producer_resource(companies[index], call.base))
+        return call.single(render(items[index], call.base))
 
     def _plain(
         self, call: _Call, items: Sequence[Any], render: Callable[[Any, str], dict[str, Any]]

@@ -75,12 +75,12 @@ from typing import Any
 
 from pipeline.connectors import ConnectorSpec
 from pipeline.errors import ConfigError, FatalError
-from pipeline.http import RequestStats, ServiceClient
+from pipeline.http import ServiceClient
 from pipeline.log import get_logger
 from pipeline.pagination import GraphQLPagePaginator, PageRequest
 from pipeline.responses import graphql_body_check
 from pipeline.settings import SourceSettings
-from pipeline.sources.common import auth_identity, check_resource, option
+from pipeline.sources.common import StreamBase, check_resource, option
 from pipeline.streams import Page, StreamState
 
 log = get_logger(__name__)
@@ -281,18 +281,13 @@ def empty_page() -> dict[str, Any]:
     return {"data": {"Page": {"pageInfo": {"hasNextPage": False}, "media": []}}}
 
 
-class AniListStream:
+class AniListStream(StreamBase):
     """Anime or manga of one AniList source (``streams.Stream``)."""
 
     incremental = True
 
     def __init__(self, source: SourceSettings, resource: str, client: ServiceClient) -> None:
-        self.source = source
-        self.resource = resource
-        self.client = client
-        self.owned_tables = self.main_tables = main_tables(resource)
-        self.auth_identity = auth_identity(source)
-        self.stats = RequestStats()
+        super().__init__(source, resource, client, main_tables(resource))
         boundaries = source.options.get("partition_years")
         if boundaries is None:
             first = option(source, "first_year", DEFAULT_BOUNDARIES[0], int)

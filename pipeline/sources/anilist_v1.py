@@ -28,11 +28,11 @@ from typing import Any
 
 from pipeline.connectors import ConnectorSpec
 from pipeline.errors import HTTPStatusError
-from pipeline.http import RequestStats, ServiceClient
+from pipeline.http import ServiceClient
 from pipeline.log import get_logger
 from pipeline.pagination import PageRequest, ShortPagePaginator
 from pipeline.settings import SourceSettings
-from pipeline.sources.common import auth_identity, check_resource, completed, option
+from pipeline.sources.common import StreamBase, check_resource, completed, option
 from pipeline.streams import Page, StreamState
 
 log = get_logger(__name__)
@@ -69,18 +69,11 @@ def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -
     return AniListV1Stream(source, resource, client)
 
 
-class AniListV1Stream:
+class AniListV1Stream(StreamBase):
     """Anime or manga of one AniList v1 source (``streams.Stream``): a sequential full re-scan."""
 
-    incremental = False
-
     def __init__(self, source: SourceSettings, resource: str, client: ServiceClient) -> None:
-        self.source = source
-        self.resource = resource
-        self.client = client
-        self.owned_tables = self.main_tables = main_tables(resource)
-        self.auth_identity = auth_identity(source)
-        self.stats = RequestStats()
+        super().__init__(source, resource, client, main_tables(resource))
         self.series_pages = option(source, "series_pages", False, bool)
 
     def __repr__(self) -> str:

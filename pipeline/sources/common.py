@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from typing import Any, TypeVar
 
 from pipeline.errors import ConfigError
+from pipeline.http import RequestStats, ServiceClient
 from pipeline.settings import OAuthClientCredentialsAuth, OAuthPasswordAuth, SourceSettings
 
 T = TypeVar("T")
@@ -87,3 +88,25 @@ def check_resource(source: SourceSettings, resource: str, known: Mapping[str, An
             f"[sources.{source.name}] resource {resource!r} is not a {source.kind} resource; "
             f"use some of {', '.join(known)}"
         )
+
+
+class StreamBase:
+    """What every connector's stream holds (``streams.Stream``): its source, resource and client,
+    its own request counters, the tables it owns and counts (``main_tables`` may narrow them), and
+    the identity it reads as (subclasses that see more or less per credential override it)."""
+
+    incremental = False
+
+    def __init__(
+        self, source: SourceSettings, resource: str, client: ServiceClient, tables: tuple[str, ...]
+    ) -> None:
+        self.source = source
+        self.resource = resource
+        self.client = client
+        self.stats = RequestStats()
+        self.owned_tables: tuple[str, ...] = tables
+        self.main_tables: tuple[str, ...] = tables
+        self.auth_identity = auth_identity(source)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(source={self.source.name!r}, resource={self.resource!r})"

@@ -15,8 +15,8 @@ looks every record it did not see up with ``filter[id]=…`` (``lookup``, page-s
 that answer are loaded (a targeted re-read), only the others are soft-deleted.
 
 Compound documents: ``include=`` asks for the linkage each unified table needs (``categories`` on
-media → ``media_genres``, ``media`` on episodes, ``item`` on mappings, ``character`` on
-media-characters, ``person`` on media-staff, ...). Included copies of records another stream owns
+media → ``media_genres``, ``media`` on episodes, ``item`` on mappings, ``character,media`` on
+media-characters, ``person,media`` on media-staff, ...). Included copies of records another stream owns
 (the categories on an anime page, the media on an episode page) are dropped by the transform
 (``transform.kitsu.stream_page``): their stream lands them. They are asked for with a sparse
 fieldset (``fields[anime]=slug``), which cuts an episodes or mappings page to a fraction of its
@@ -57,11 +57,11 @@ from typing import Any
 from pipeline.auth import NoAuth
 from pipeline.connectors import ConnectorSpec
 from pipeline.errors import HTTPStatusError
-from pipeline.http import RequestStats, ServiceClient
+from pipeline.http import ServiceClient
 from pipeline.log import get_logger
 from pipeline.pagination import JsonApiPaginator, PageRequest, default_max_pages
 from pipeline.settings import OAuthPasswordAuth, SourceSettings
-from pipeline.sources.common import auth_identity, check_resource, completed, option
+from pipeline.sources.common import StreamBase, auth_identity, check_resource, completed, option
 from pipeline.streams import Page, StreamState
 from pipeline.transform.kitsu import MEDIA_TYPES
 
@@ -108,56 +108,37 @@ class Route:
         return self.record or self.path
 
 
+def _join(
+    path: str, table: str, include: str, stored: str | None = None, slim: tuple[str, ...] = MEDIA_TYPES
+) -> Route:
+    """A join resource: its rows in ``table`` (what it counts and deletes), the records no stream
+    lists that it includes and stores in ``stored`` (people, producers), media linkage slimmed."""
+    owned = (stored, table) if stored else (table,)
+    return Route(path, owned, include=include, slim=slim, main=(table,), walks=True)
+
+
 ROUTES: dict[str, Route] = {
     "anime": Route("anime", ("catalog.media",), include="categories", slim=("categories",)),
     "manga": Route("manga", ("catalog.media",), include="categories", slim=("categories",)),
     "episodes": Route("episodes", ("catalog.episodes",), include="media", slim=("anime",), walks=True),
     "categories": Route("categories", ("catalog.genres",)),
     "mappings": Route("mappings", ("catalog.external_ids",), include="item", slim=MEDIA_TYPES, walks=True),
-    "characters": Route(
-        "media-characters",
-        ("catalog.characters", "catalog.media_characters"),
-        include="character",
-        main=("catalog.media_characters",),  # a character in two media is included twice
-        walks=True,
+    # media-characters with their characters (a character in two media is included twice)
+    "characters": _join(
+        "media-characters", "catalog.media_characters", "character,media", "catalog.characters"
     ),
-    "media-staff": Route(
-        "media-staff",
-        ("catalog.people", "catalog.media_staff"),
-        include="person,media",
-        slim=MEDIA_TYPES,
-        main=("catalog.media_staff",),  # a person credited twice is included twice
-        walks=True,
+    "media-staff": _join("media-staff", "catalog.media_staff", "person,media", "catalog.people"),
+    "media-productions": _join(
+        "media-productions", "catalog.media_companies", "company,media", "catalog.companies"
     ),
-    "media-productions": Route(
-        "media-productions",
-        ("catalog.companies", "catalog.media_companies"),
-        include="company,media",
-        slim=MEDIA_TYPES,
-        main=("catalog.media_companies",),
-        walks=True,
-    ),
-    "media-relationships": Route(
-        "media-relationships",
-        ("catalog.media_relations",),
-        include="source,destination",
-        slim=MEDIA_TYPES,
-        walks=True,
-    ),
-    "streaming-links": Route(
-        "streaming-links",
-        ("catalog.streaming_links",),
-        include="streamer,media",
-        slim=MEDIA_TYPES,
-        walks=True,
-    ),
-    "character-voices": Route(
+    "media-relationships": _join("media-relationships", "catalog.media_relations", "source,destination"),
+    "streaming-links": _join("streaming-links", "catalog.streaming_links", "streamer,media"),
+    "character-voices": _join(
         "character-voices",
-        ("catalog.people", "catalog.character_voices"),
-        include="person,mediaCharacter",
+        "catalog.character_voices",
+        "person,mediaCharacter",
+        "catalog.people",
         slim=("mediaCharacters",),
-        main=("catalog.character_voices",),
-        walks=True,
     ),
 }
 
@@ -185,22 +166,18 @@ def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -
     return KitsuStream(source, resource, client)
 
 
-class KitsuStream:
+class KitsuStream(StreamBase):
     """One Kitsu resource of one source (``streams.Stream``): a parallel full re-scan; episodes
     nightly by ``sort=-updatedAt`` to the watermark."""
 
     incremental = False
 
     def __init__(self, source: SourceSettings, resource: str, client: ServiceClient) -> None:
-        self.source = source
-        self.resource = resource
-        self.client = client
         self.route = ROUTES[resource]
-        self.owned_tables = self.route.owned
+        super().__init__(source, resource, client, self.route.owned)
         self.main_tables = self.route.counted
         self.record_resource = self.route.records
         self.auth_identity = auth_identity(source, enabled=r18_enabled(source))
-        self.stats = RequestStats()
         self.width = option(source, "parallel_pages", source.max_in_flight, int)
         self.full_scan_hours: int | None = None
         if self.route.walks:
@@ -211,9 +188,6 @@ class KitsuStream:
                 hours = option(source, "episodes_full_scan_hours", hours, int)
             if walk:
                 self.incremental, self.full_scan_hours = True, hours
-
-    def __repr__(self) -> str:
-        return f"KitsuStream(source={self.source.name!r}, resource={self.resource!r})"
 
     # -- pages -------------------------------------------------------------------------------------
     def paginator(self) -> JsonApiPaginator:

@@ -25,11 +25,11 @@ from typing import Any
 
 from pipeline.connectors import ConnectorSpec
 from pipeline.errors import ConfigError, ContractError, HTTPStatusError
-from pipeline.http import RequestStats, ServiceClient
+from pipeline.http import ServiceClient
 from pipeline.log import get_logger
 from pipeline.pagination import PageRequest, default_max_pages
 from pipeline.settings import BearerAuth, SourceSettings
-from pipeline.sources.common import completed
+from pipeline.sources.common import StreamBase, completed
 from pipeline.streams import Page, StreamState
 from pipeline.transform.nekos import page_items
 
@@ -68,24 +68,15 @@ def _total(body: Any) -> int | None:
     return total if isinstance(total, int) and not isinstance(total, bool) else None
 
 
-class NekosStream:
+class NekosStream(StreamBase):
     """One Nekos listing (``streams.Stream``)."""
 
-    incremental = False
-
     def __init__(self, source: SourceSettings, resource: str, client: ServiceClient) -> None:
-        self.source = source
-        self.resource = resource
-        self.client = client
-        self.stats = RequestStats()
-        self.owned_tables = self.main_tables = main_tables(resource)
+        super().__init__(source, resource, client, main_tables(resource))
         # The token's scopes decide what is listed: a scan made without one never deletes after one with.
         self.auth_identity = "bearer" if isinstance(source.auth, BearerAuth) else "anonymous"
         self.path = PATHS[resource]
         self.limit = source.page_size
-
-    def __repr__(self) -> str:
-        return f"NekosStream(source={self.source.name!r}, resource={self.resource!r})"
 
     async def pages(self, state: StreamState) -> AsyncIterator[Page]:
         # A resumed scan starts from the ids its committed pages loaded, and then does everything

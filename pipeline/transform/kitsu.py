@@ -292,21 +292,6 @@ def character_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
     return [("catalog.characters", character)]
 
 
-def media_character_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
-    """A character's role in a media (needs ``media`` and ``character`` linkage)."""
-    _, ident = identify(resource)
-    attrs = attributes(resource)
-    characters = linkage(resource, "character")
-    link = {
-        "source_id": ident,
-        "source_updated_at": _updated(attrs),
-        "media_source_id": _related_media(resource, "media"),
-        "character_source_id": characters[0][1] if characters else None,
-        "role": c.vocabulary(attrs.get("role"), ROLES, "kitsu.media_character.role"),
-    }
-    return [("catalog.media_characters", link)]
-
-
 def person_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
     """A person (staff member or voice actor); ``malId`` is a placeholder string, not an id."""
     _, ident = identify(resource)
@@ -332,20 +317,6 @@ def _target(resource: Resource, name: str) -> str | None:
     return targets[0][1] if targets else None
 
 
-def media_staff_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
-    """A person's credit on a media (``role`` is free text: Director, Original Creator, ...)."""
-    _, ident = identify(resource)
-    attrs = attributes(resource)
-    credit = {
-        "source_id": ident,
-        "source_updated_at": _updated(attrs),
-        "media_source_id": _related_media(resource, "media"),
-        "person_source_id": _target(resource, "person"),
-        "role": c.text(attrs.get("role"), "role"),
-    }
-    return [("catalog.media_staff", credit)]
-
-
 def producer_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
     """A producer: a company (studio, producer, licensor or magazine, by its productions' roles)."""
     _, ident = identify(resource)
@@ -361,35 +332,6 @@ def producer_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
         "is_animation_studio": None,
     }
     return [("catalog.companies", company)]
-
-
-def media_production_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
-    """A company's part in a media (``company`` links to a producer)."""
-    _, ident = identify(resource)
-    attrs = attributes(resource)
-    production = {
-        "source_id": ident,
-        "source_updated_at": _updated(attrs),
-        "media_source_id": _related_media(resource, "media"),
-        "company_source_id": _target(resource, "company"),
-        "role": c.vocabulary(attrs.get("role"), PRODUCTION_ROLES, "kitsu.media_production.role"),
-        "is_main": None,
-    }
-    return [("catalog.media_companies", production)]
-
-
-def media_relationship_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
-    """``destination`` is the ``role`` of ``source`` (source -> sequel -> destination)."""
-    _, ident = identify(resource)
-    attrs = attributes(resource)
-    relation = {
-        "source_id": ident,
-        "source_updated_at": _updated(attrs),
-        "media_source_id": _related_media(resource, "source"),
-        "related_media_source_id": _related_media(resource, "destination"),
-        "relation": c.vocabulary(attrs.get("role"), RELATION_ROLES, "kitsu.media_relationship.role"),
-    }
-    return [("catalog.media_relations", relation)]
 
 
 def streaming_link_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
@@ -427,18 +369,81 @@ def _languages(value: Any, field: str) -> list[str] | None:
     return [item for item in found if item]
 
 
-def character_voice_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
-    """A voice actor of a character's appearance in a media (``mediaCharacter`` and ``person``)."""
-    _, ident = identify(resource)
-    attrs = attributes(resource)
-    voice = {
-        "source_id": ident,
-        "source_updated_at": _updated(attrs),
-        "media_character_source_id": _target(resource, "mediaCharacter"),
-        "person_source_id": _target(resource, "person"),
-        "language": c.text(attrs.get("locale"), "locale"),
-    }
-    return [("catalog.character_voices", voice)]
+# -- join records: a row keyed by the record's id, its fields read off linkage and attributes ----
+Field = Callable[[Resource, Mapping[str, Any]], Any]
+
+
+def _media_of(relationship: str) -> Field:
+    return lambda resource, attrs: _related_media(resource, relationship)
+
+
+def _id_of(relationship: str) -> Field:
+    return lambda resource, attrs: _target(resource, relationship)
+
+
+def _text_of(attribute: str) -> Field:
+    return lambda resource, attrs: c.text(attrs.get(attribute), attribute)
+
+
+def _term_of(attribute: str, vocabulary: dict[str, str], field: str) -> Field:
+    return lambda resource, attrs: c.vocabulary(attrs.get(attribute), vocabulary, field)
+
+
+def join_rows(table: str, fields: Mapping[str, Field], **constants: Any) -> Handler:
+    """The handler of a join resource: one ``table`` row per record, ``fields`` read from it."""
+
+    def rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
+        _, ident = identify(resource)
+        attrs = attributes(resource)
+        row = {"source_id": ident, "source_updated_at": _updated(attrs), **constants}
+        row |= {name: read(resource, attrs) for name, read in fields.items()}
+        return [(table, row)]
+
+    return rows
+
+
+# A character's role in a media (``media`` and ``character`` linkage).
+media_character_rows = join_rows(
+    "catalog.media_characters",
+    {
+        "media_source_id": _media_of("media"),
+        "character_source_id": _id_of("character"),
+        "role": _term_of("role", ROLES, "kitsu.media_character.role"),
+    },
+)
+# A person's credit on a media (``role`` is free text: Director, Original Creator, ...).
+media_staff_rows = join_rows(
+    "catalog.media_staff",
+    {"media_source_id": _media_of("media"), "person_source_id": _id_of("person"), "role": _text_of("role")},
+)
+# A company's part in a media (``company`` links to a producer).
+media_production_rows = join_rows(
+    "catalog.media_companies",
+    {
+        "media_source_id": _media_of("media"),
+        "company_source_id": _id_of("company"),
+        "role": _term_of("role", PRODUCTION_ROLES, "kitsu.media_production.role"),
+    },
+    is_main=None,
+)
+# ``destination`` is the ``role`` of ``source`` (source -> sequel -> destination).
+media_relationship_rows = join_rows(
+    "catalog.media_relations",
+    {
+        "media_source_id": _media_of("source"),
+        "related_media_source_id": _media_of("destination"),
+        "relation": _term_of("role", RELATION_ROLES, "kitsu.media_relationship.role"),
+    },
+)
+# A voice actor of a character's appearance in a media (``mediaCharacter`` and ``person``).
+character_voice_rows = join_rows(
+    "catalog.character_voices",
+    {
+        "media_character_source_id": _id_of("mediaCharacter"),
+        "person_source_id": _id_of("person"),
+        "language": _text_of("locale"),
+    },
+)
 
 
 def _raw_only(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
@@ -520,39 +525,15 @@ def _type_of(resource: Any) -> str | None:
     return normalise_type(kind) if isinstance(kind, str) else None
 
 
-def transform_anime(payload: Any) -> Batch:
-    """``/anime`` pages (optionally with included categories and mappings)."""
-    return transform_document(payload, "anime")
-
-
-def transform_manga(payload: Any) -> Batch:
-    """``/manga`` pages."""
-    return transform_document(payload, "manga")
-
-
-def transform_episodes(payload: Any) -> Batch:
-    """``/episodes`` pages (``include=media`` for the media linkage)."""
-    return transform_document(payload, "episodes")
-
-
-def transform_categories(payload: Any) -> Batch:
-    """``/categories`` pages."""
-    return transform_document(payload, "categories")
-
-
-def transform_mappings(payload: Any) -> Batch:
-    """``/mappings?include=item`` pages."""
-    return transform_document(payload, "mappings")
-
-
-def transform_characters(payload: Any) -> Batch:
-    """``/characters`` and ``/media-characters?include=character`` pages."""
-    return transform_document(payload, "characters")
-
-
-def transform_media_characters(payload: Any) -> Batch:
-    """``/media-characters`` pages."""
-    return transform_document(payload, "media-characters")
+# ``/anime``, ``/manga`` (with included categories and mappings), ``/episodes`` (``include=media``),
+# ``/categories``, ``/mappings?include=item``, ``/characters`` and ``/media-characters`` pages.
+transform_anime = partial(transform_document, resource="anime")
+transform_manga = partial(transform_document, resource="manga")
+transform_episodes = partial(transform_document, resource="episodes")
+transform_categories = partial(transform_document, resource="categories")
+transform_mappings = partial(transform_document, resource="mappings")
+transform_characters = partial(transform_document, resource="characters")
+transform_media_characters = partial(transform_document, resource="media-characters")
 
 
 def transform_media_relationships(payload: Any) -> Batch:

@@ -75,6 +75,7 @@ async def test_every_credit_lands_resolved_and_a_rerun_writes_nothing(
         "catalog.media_relations": "media_id IS NULL OR related_media_id IS NULL",
         "catalog.streaming_links": "media_id IS NULL",
         "catalog.character_voices": "media_character_id IS NULL OR person_id IS NULL",
+        "catalog.media_characters": "media_id IS NULL OR character_id IS NULL",
     }
     for table, where in unresolved.items():
         assert await pool.fetchval(f"SELECT count(*) FROM {table} WHERE {where}") == 0, table
