@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -178,43 +179,27 @@ def _next_release(work: Work, now: float) -> str | None:
 
 
 def category_resource(cat: Category, base: str, media_count: int, child_count: int) -> dict[str, Any]:
-    self_url = f"{base}/categories/{cat.id}"
-    return {
-        "id": str(cat.id),
-        "type": "categories",
-        "links": {"self": self_url},
-        "attributes": {
-            "createdAt": iso(cat.created_at),
-            "updatedAt": iso(cat.created_at + 4 * 365 * 86400),
-            "title": cat.title,
-            "description": cat.description,
-            "totalMediaCount": media_count,
-            "slug": cat.slug,
-            "nsfw": cat.nsfw,
-            "childCount": child_count,
-        },
-        "relationships": relationship_links(self_url, ("parent", "anime", "drama", "manga")),
+    attributes = {
+        "title": cat.title,
+        "description": cat.description,
+        "totalMediaCount": media_count,
+        "slug": cat.slug,
+        "nsfw": cat.nsfw,
+        "childCount": child_count,
     }
+    updated = cat.created_at + 4 * 365 * 86400
+    relationships = ("parent", "anime", "drama", "manga")
+    return resource("categories", cat.id, base, cat.created_at, updated, attributes, relationships)
 
 
 def mapping_resource(mapping_id: int, site: str, external_id: str, work: Work, base: str) -> dict[str, Any]:
-    self_url = f"{base}/mappings/{mapping_id}"
-    return {
-        "id": str(mapping_id),
-        "type": "mappings",
-        "links": {"self": self_url},
-        "attributes": {
-            "createdAt": iso(work.created_at + 60),
-            "updatedAt": iso(work.links_stamp("mappings", work.created_at + 60)),
-            "externalSite": site,
-            "externalId": external_id,
-        },
-        "relationships": relationship_links(self_url, ("item",)),
-    }
+    made = work.created_at + 60
+    updated = work.links_stamp("mappings", made)
+    attributes = {"externalSite": site, "externalId": external_id}
+    return resource("mappings", mapping_id, base, made, updated, attributes, ("item",))
 
 
 def character_resource(char: Character, base: str) -> dict[str, Any]:
-    self_url = f"{base}/characters/{char.kitsu_id}"
     name = char.name
     image = None
     if char.index % 6:
@@ -227,85 +212,52 @@ def character_resource(char: Character, base: str) -> dict[str, Any]:
                 "dimensions": {"tiny": {"width": 60, "height": 94}, "large": {"width": 225, "height": 350}}
             },
         }
-    return {
-        "id": str(char.kitsu_id),
-        "type": "characters",
-        "links": {"self": self_url},
-        "attributes": {
-            "createdAt": iso(char.created_at),
-            "updatedAt": iso(char.created_at + 86400 * (char.index % 400)),
-            "slug": f"{name.lower().replace(' ', '-')}-{char.kitsu_id}",
-            "names": {"en": name, "ja_jp": char.native},
-            "canonicalName": name,
-            "otherNames": [] if char.index % 4 else [char.first],
-            "name": name,
-            "malId": char.mal_id,
-            "description": char.description,
-            "image": image,
-        },
-        "relationships": relationship_links(
-            self_url, ("primaryMedia", "castings", "mediaCharacters", "quotes")
-        ),
+    attributes = {
+        "slug": f"{name.lower().replace(' ', '-')}-{char.kitsu_id}",
+        "names": {"en": name, "ja_jp": char.native},
+        "canonicalName": name,
+        "otherNames": [] if char.index % 4 else [char.first],
+        "name": name,
+        "malId": char.mal_id,
+        "description": char.description,
+        "image": image,
     }
+    updated = char.created_at + 86400 * (char.index % 400)
+    relationships = ("primaryMedia", "castings", "mediaCharacters", "quotes")
+    return resource("characters", char.kitsu_id, base, char.created_at, updated, attributes, relationships)
 
 
 def person_resource(person: Person, base: str) -> dict[str, Any]:
     """A ``people`` record: ``malId`` is always the placeholder string the real server sends."""
-    self_url = f"{base}/people/{person.kitsu_id}"
     image = None
     if person.index % 5:
         url = f"https://media.kitsu.app/people/images/{person.kitsu_id}"
         image = {"original": f"{url}/original.jpg", "meta": {"dimensions": {}}}
-    return {
-        "id": str(person.kitsu_id),
-        "type": "people",
-        "links": {"self": self_url},
-        "attributes": {
-            "createdAt": iso(person.created_at),
-            "updatedAt": iso(person.created_at + 86400 * (person.index % 300)),
-            "image": image,
-            "name": person.name,
-            "malId": "Moved to mappings relationship.",
-            "description": None
-            if person.index % 3
-            else f"{person.name} ({person.native}) works in animation.",
-        },
-        "relationships": relationship_links(self_url, ("castings", "staff", "voices")),
+    described = f"{person.name} ({person.native}) works in animation."
+    attributes = {
+        "image": image,
+        "name": person.name,
+        "malId": "Moved to mappings relationship.",
+        "description": None if person.index % 3 else described,
     }
+    updated = person.created_at + 86400 * (person.index % 300)
+    relationships = ("castings", "staff", "voices")
+    return resource("people", person.kitsu_id, base, person.created_at, updated, attributes, relationships)
 
 
 def producer_resource(company: Company, base: str) -> dict[str, Any]:
-    self_url = f"{base}/producers/{company.kitsu_id}"
-    return {
-        "id": str(company.kitsu_id),
-        "type": "producers",
-        "links": {"self": self_url},
-        "attributes": {
-            "createdAt": iso(company.created_at),
-            "updatedAt": iso(company.created_at),
-            "slug": company.name.lower().replace(" ", "-"),
-            "name": company.name,
-        },
-        "relationships": relationship_links(self_url, ("animeProductions", "mangaProductions")),
-    }
+    attributes = {"slug": company.name.lower().replace(" ", "-"), "name": company.name}
+    relationships = ("animeProductions", "mangaProductions")
+    made = company.created_at
+    return resource("producers", company.kitsu_id, base, made, made, attributes, relationships)
 
 
 def streamer_resource(streamer: tuple[int, str], links_count: int, base: str) -> dict[str, Any]:
     ident, name = streamer
-    self_url = f"{base}/streamers/{ident}"
-    return {
-        "id": str(ident),
-        "type": "streamers",
-        "links": {"self": self_url},
-        "attributes": {
-            "createdAt": iso(KITSU_EPOCH),
-            "updatedAt": iso(KITSU_EPOCH),
-            "siteName": name,
-            "logo": None,
-            "streamingLinksCount": links_count,
-        },
-        "relationships": relationship_links(self_url, ("streamingLinks", "videos")),
-    }
+    attributes = {"siteName": name, "logo": None, "streamingLinksCount": links_count}
+    return resource(
+        "streamers", ident, base, KITSU_EPOCH, KITSU_EPOCH, attributes, ("streamingLinks", "videos")
+    )
 
 
 # JSON:API type of a join record -> the work's edit stamp its ``updatedAt`` follows (world.LINK_FIELDS).
@@ -329,15 +281,27 @@ def link_resource(
 ) -> dict[str, Any]:
     """A join record of a work (media-staff, media-productions, ...)."""
     path = "".join(f"-{c.lower()}" if c.isupper() else c for c in kind)
-    self_url = f"{base}/{path}/{ident}"
+    made = work.created_at + 180
+    return resource(kind, ident, base, made, link_updated_at(kind, work), attributes, relationships, path)
+
+
+def resource(
+    kind: str,
+    ident: int | str,
+    base: str,
+    created: float,
+    updated: float,
+    attributes: dict[str, Any],
+    relationships: Sequence[str],
+    path: str | None = None,
+) -> dict[str, Any]:
+    """A JSON:API resource as Kitsu renders one: id as a string, its own link, ``createdAt`` and
+    ``updatedAt`` first among the attributes, a self/related link pair per relationship."""
+    self_url = f"{base}/{path or kind}/{ident}"
     return {
         "id": str(ident),
         "type": kind,
         "links": {"self": self_url},
-        "attributes": {
-            "createdAt": iso(work.created_at + 180),
-            "updatedAt": iso(link_updated_at(kind, work)),
-            **attributes,
-        },
+        "attributes": {"createdAt": iso(created), "updatedAt": iso(updated), **attributes},
         "relationships": relationship_links(self_url, relationships),
     }
