@@ -231,12 +231,38 @@ class ZouStore:
                 self.delete("tasks", task.id, user_id=user_id)
             self._drop_children((("entity-links", "entity_in_id"), ("entity-links", "entity_out_id")), row.id)
         if model.route == "tasks":
+            previews = {
+                i for i, r in self.data.tables["preview-files"].items() if r.fields["task_id"] == row.id
+            }
             children = (("comments", "object_id"), ("time-spents", "task_id"), ("preview-files", "task_id"))
             self._drop_children(children, row.id)
+            self._restore_main_preview(str(row.fields["entity_id"]), previews, user_id)
         del self.data.tables[model.route][row.id]
         kind = self._kind(model, row)
         self._emit(self._stamp(), f"{kind}:delete", row, user_id, {f"{kind.replace('-', '_')}_id": row.id})
         return "deleted"
+
+    def _restore_main_preview(self, entity_id: str, removed: set[str], user_id: str | None) -> None:
+        """zou's ``_restore_entity_main_preview``: an entity whose thumbnail was among the removed
+        previews gets the newest preview of its other tasks when the project sets it automatically,
+        none otherwise, and the clients are told (``preview-file:set-main``, ``<kind>:update``)."""
+        entity = self.data.tables["entities"].get(entity_id)
+        if entity is None or entity.fields.get("preview_file_id") not in removed:
+            return
+        main: Row | None = None
+        project = self.data.tables["projects"].get(str(entity.fields["project_id"]))
+        if project is not None and project.fields.get("is_set_preview_automated"):
+            tasks = {i for i, t in self.data.tables["tasks"].items() if t.fields["entity_id"] == entity_id}
+            left = [r for r in self.data.tables["preview-files"].values() if r.fields["task_id"] in tasks]
+            main = max(left, key=lambda r: (r.created_us, r.id), default=None)
+        at = self._stamp()
+        entity.fields["preview_file_id"] = main.id if main else None
+        entity.updated_us = at
+        data = {"entity_id": entity_id, "preview_file_id": main.id if main else None}
+        status = main.fields["status"] if main else None
+        self._emit(at, "preview-file:set-main", entity, user_id, {**data, "preview_file_status": status})
+        kind = self._kind(MODELS["entities"], entity)
+        self._emit(at, f"{kind}:update", entity, user_id, {f"{kind.replace('-', '_')}_id": entity_id})
 
     def cancel(self, resource: str, row_id: str, *, user_id: str | None = None) -> str:
         """zou's ``cancel_asset`` (the Shotgun import path): ``canceled = true`` and an ``asset:delete``

@@ -126,11 +126,20 @@ async def test_changes_recasting_and_deletes_apply_incrementally(
     assert [r.fields["data"] for r in auto] == [{"auto": True}]  # zou cast it in the episode too
     playlist = sorted(store.rows("playlists"))[0]
     service.delete("playlists", playlist)
-    previewed = sorted(
-        {r.fields["task_id"] for r in store.rows("preview-files").values()}
+    entities = store.rows("entities")
+    previewed = sorted(  # a task whose preview is its entity's thumbnail: zou unsets it, announced
+        {
+            r.fields["task_id"]
+            for i, r in store.rows("preview-files").items()
+            if entities[store.rows("tasks")[r.fields["task_id"]].fields["entity_id"]].fields[
+                "preview_file_id"
+            ]
+            == i
+        }
         - {store.rows("preview-files")[preview].fields["task_id"]}
     )[0]
     silent = {i for i, r in store.rows("preview-files").items() if r.fields["task_id"] == previewed}
+    thumbnailed = str(store.rows("tasks")[previewed].fields["entity_id"])
     service.delete("tasks", previewed)
     shots = {i for i, r in store.rows("entities").items() if store._kind(MODEL_ENTITIES, r) == "shot"}
     doomed_shot = sorted({r.fields["entity_in_id"] for r in links.values()} & shots - {cast_shot})[0]
@@ -172,6 +181,11 @@ async def test_changes_recasting_and_deletes_apply_incrementally(
         sorted(gone),
     )
     assert raw_live == 0  # raw agrees with the tables, so a replay keeps them retired
+    thumbnail = await pool.fetchval(
+        "SELECT preview_file_source_id FROM production.entities WHERE source_id = $1", thumbnailed
+    )
+    assert thumbnail == store.rows("entities")[thumbnailed].fields["preview_file_id"]  # set-main followed
+    assert thumbnail is None  # the sandbox's projects do not set previews automatically
     assert await live_ids(pool, "entity_links") >= new_links
     cast = await pool.fetchrow(
         "SELECT nb_occurences, entity_out_id IS NOT NULL AS resolved FROM production.entity_links "
