@@ -590,12 +590,16 @@ def _comment(gen: _Generator, project: Row, task: Row, status: Row, at: int, tea
 
 
 def _status_dates(task: Row, status: Row, stamp: str) -> None:
-    """The dates zou's comments service sets on a status change: ``end_date`` while the task waits
-    for feedback, ``done_date`` while it is done (both cleared otherwise), ``real_start_date`` the
-    first time it goes WIP."""
-    task.fields["end_date"] = stamp if status.fields["is_feedback_request"] else None
+    """The dates zou 1.0.97 sets on a status change (``tasks_service.update_task``, called by the
+    comments service): ``end_date`` when the task goes to a feedback-request status, kept when it
+    goes on to done, cleared otherwise; ``done_date`` while it is done; ``real_start_date`` the
+    first time it reaches a WIP status."""
+    if status.fields["is_feedback_request"]:
+        task.fields["end_date"] = stamp
+    elif not status.fields["is_done"]:
+        task.fields["end_date"] = None
     task.fields["done_date"] = stamp if status.fields["is_done"] else None
-    if status.fields["short_name"] == "wip" and task.fields["real_start_date"] is None:
+    if status.fields["is_wip"] and task.fields["real_start_date"] is None:
         task.fields["real_start_date"] = stamp
 
 
