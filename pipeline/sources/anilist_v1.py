@@ -32,7 +32,7 @@ from pipeline.http import ServiceClient
 from pipeline.log import get_logger
 from pipeline.pagination import PageRequest, ShortPagePaginator
 from pipeline.settings import SourceSettings
-from pipeline.sources.common import StreamBase, check_resource, completed, option
+from pipeline.sources.common import StreamBase, aenumerate, check_resource, completed, drive, option
 from pipeline.streams import Page, StreamState
 
 log = get_logger(__name__)
@@ -110,13 +110,12 @@ class AniListV1Stream(StreamBase):
             page=start,
             max_pages=self.source.max_pages,
         )
-        request: PageRequest | None = paginator.first_request()
-        number = start
         mine: set[str] = set()
         last_id: int | None = None
-        while request is not None:
-            doc, nbytes = await self._get(request)
-            items = paginator.update(doc)
+        pages = drive(paginator, self._get, start=start, keyed=keyed)
+        async for number, fetched in aenumerate(pages, start):
+            doc = fetched.doc
+            items = paginator.items(doc)
             ids = [s.get("id") for s in items if isinstance(s, Mapping)]
             numeric = [i for i in ids if isinstance(i, int)]
             keys = {str(i) for i in ids if i is not None}
@@ -131,10 +130,8 @@ class AniListV1Stream(StreamBase):
             last_id = numeric[-1] if numeric else last_id
             if self.series_pages and items:
                 doc = await self._details(items)
-            url = request.full_url(self.source.base_url)
-            yield Page(doc, key=number if keyed else None, nbytes=nbytes, url=url)
-            request = paginator.next_request() if paginator.has_next else None
-            number += 1
+            url = fetched.request.full_url(self.source.base_url)
+            yield Page(doc, key=fetched.key, nbytes=fetched.nbytes, url=url)
         walk.capped = paginator.capped
 
     async def lookup(self, ids: Sequence[str]) -> AsyncIterator[Page]:

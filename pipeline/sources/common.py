@@ -1,4 +1,12 @@
-"""Helpers the catalogue connectors share: bounded concurrent fetching, auth identity, option reading.
+"""What connectors share: the page driver, bounded concurrent fetching, the stream base, auth
+identity and option reading.
+
+``drive(paginator, get, ...)`` is the one way a listing is paged: the first page, then every
+remaining page planned from the total the first page gave (``paginator.plan()``) and fetched
+``width`` at a time, or, without a total, the next links / cursors followed one by one; pages a
+resumed scan already committed are skipped (the first one is always read: it carries the total),
+and the paginator's loop guard and page cap hold throughout. A connector adds only what its API
+needs on top (Kitsu's churn passes, Nekos's re-reads, AniList v1's order checks).
 
 ``completed(items, fetch, width)`` runs ``fetch`` over ``items`` with at most ``width`` calls in
 flight and yields each result as soon as it is ready, so a slow page never holds back the pages
@@ -9,11 +17,13 @@ and in-flight cap still pace every request; ``width`` only bounds how far ahead 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pipeline.errors import ConfigError
 from pipeline.http import RequestStats, ServiceClient
+from pipeline.pagination import PageRequest, Paginator
 from pipeline.settings import OAuthClientCredentialsAuth, OAuthPasswordAuth, SourceSettings
 
 T = TypeVar("T")
@@ -52,6 +62,74 @@ async def completed(items: Iterable[T], fetch: Callable[[T], Awaitable[R]], widt
                 yield result
     except BaseExceptionGroup as group:
         raise first_error(group) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One page the driver read: its key (``None`` on an unkeyed pass), body, size and request."""
+
+    key: int | None
+    doc: Any
+    nbytes: int
+    request: PageRequest
+
+
+Getter = Callable[[PageRequest], Awaitable[tuple[Any, int]]]
+
+
+async def drive(
+    paginator: Paginator,
+    get: Getter,
+    *,
+    committed: Container[int] = (),
+    width: int = 1,
+    start: int = 0,
+    keyed: bool = True,
+) -> AsyncIterator[Fetched]:
+    """Every page of one listing pass (see the module docstring); keys count up from ``start``.
+
+    A paginator that can ``plan()`` (an offset listing whose first page gave a total) has its pages
+    fetched ``width`` at a time and yielded as they arrive; any other is followed page by page.
+    ``committed`` keys are not yielded again (nor fetched, when planned). With ``keyed = False``
+    (a re-read pass whose progress is already committed) every page is read and yielded unkeyed.
+    """
+    request = paginator.first_request()
+    doc, nbytes = await get(request)
+    paginator.update(doc)
+    if not keyed or start not in committed:
+        yield Fetched(start if keyed else None, doc, nbytes, request)
+    plan = getattr(paginator, "plan", None)
+    if plan is not None and getattr(paginator, "total", None) is not None:
+        planned: list[PageRequest] = plan()
+        cap = paginator.page_cap()
+        if len(planned) + 1 > cap:
+            planned, paginator.capped = planned[: max(0, cap - 1)], True
+        todo = [(n, r) for n, r in enumerate(planned, start=start + 1) if not keyed or n not in committed]
+
+        async def fetch(item: tuple[int, PageRequest]) -> Fetched:
+            number, planned_request = item
+            body, size = await get(planned_request)
+            return Fetched(number if keyed else None, body, size, planned_request)
+
+        async for fetched in completed(todo, fetch, width):
+            yield fetched
+        return
+    number = start
+    while paginator.has_next:
+        number += 1
+        request = paginator.next_request()
+        doc, nbytes = await get(request)
+        paginator.update(doc)
+        if not keyed or number not in committed:
+            yield Fetched(number if keyed else None, doc, nbytes, request)
+
+
+async def aenumerate(items: AsyncIterator[T], start: int = 0) -> AsyncIterator[tuple[int, T]]:
+    """``enumerate`` for an async iterator."""
+    number = start
+    async for item in items:
+        yield number, item
+        number += 1
 
 
 def auth_identity(source: SourceSettings, *, enabled: bool = True) -> str:

@@ -19,7 +19,6 @@ unchanged image is never rewritten.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -27,9 +26,9 @@ from pipeline.connectors import ConnectorSpec
 from pipeline.errors import ConfigError, ContractError, HTTPStatusError
 from pipeline.http import ServiceClient
 from pipeline.log import get_logger
-from pipeline.pagination import PageRequest, default_max_pages
+from pipeline.pagination import OffsetPaginator, PageRequest, default_max_pages
 from pipeline.settings import BearerAuth, SourceSettings
-from pipeline.sources.common import StreamBase, completed
+from pipeline.sources.common import StreamBase, completed, drive
 from pipeline.streams import Page, StreamState
 from pipeline.transform.nekos import page_items
 
@@ -84,25 +83,19 @@ class NekosStream(StreamBase):
         seen: set[str] = set(state.seen_ids)
         holders: dict[str, int] = {}  # id → the page it was first seen on (this run)
         suspects: set[int] = set()  # pages next to a duplicate: where a missed row most likely sits
-        total = 0
-        count = 1
-        number = 0
-        requests = 0
         cap = self.source.max_pages
-        while number < count:
-            wanted: list[int] = []
-            while number < count and len(wanted) < self.source.max_in_flight:
-                if number == 0 or number not in state.committed:
-                    wanted.append(number)
-                number += 1
-            for n, body, nbytes in await self._fetch(wanted):
-                requests += 1
-                total = _total(body) or total
-                count = min(max(count, -(-total // self.limit)), cap or default_max_pages(total, self.limit))
-                fresh = self._absorb(n, body, seen, holders, suspects)
-                yield Page(
-                    self._with(body, fresh), key=n, nbytes=nbytes, url=self._url(n), total_hint=total or None
-                )
+        paginator = OffsetPaginator(self.path, limit=self.limit, max_pages=cap)
+        requests = 0
+        pages = drive(paginator, self._get, committed=state.committed, width=self.source.max_in_flight)
+        async for fetched in pages:
+            requests += 1
+            n = fetched.key if fetched.key is not None else 0
+            fresh = self._absorb(n, fetched.doc, seen, holders, suspects)
+            url = fetched.request.full_url(self.source.base_url)
+            hint = paginator.total or None
+            yield Page(self._with(fetched.doc, fresh), key=n, nbytes=fetched.nbytes, url=url, total_hint=hint)
+        total = paginator.total or 0
+        count = min(-(-total // self.limit), paginator.page_cap()) if total else 1
         budget = cap or default_max_pages(total, self.limit) * (MAX_EXTRA_PASSES + 1)
         passes = 0
         while len(seen) < total and passes < MAX_EXTRA_PASSES and requests < budget:
@@ -113,9 +106,10 @@ class NekosStream(StreamBase):
             for n in order:
                 if len(seen) >= total or requests >= budget:
                     break
-                [(_, body, nbytes)] = await self._fetch([n])
+                body, nbytes = await self._fetch_page(n)
                 requests += 1
                 total = _total(body) or total
+                count = max(count, min(-(-total // self.limit), paginator.page_cap()))
                 fresh = self._absorb(n, body, seen, holders, suspects)
                 if fresh:
                     yield Page(self._with(body, fresh), nbytes=nbytes, url=self._url(n))
@@ -172,22 +166,18 @@ class NekosStream(StreamBase):
         params = {"limit": self.limit, "offset": n * self.limit}
         return PageRequest(self.path, params).full_url(self.source.base_url)
 
-    async def _fetch(self, numbers: list[int]) -> list[tuple[int, Any, int]]:
-        async def one(n: int) -> tuple[int, Any, int]:
-            params = {"limit": self.limit, "offset": n * self.limit}
-            response = await self.client.request("GET", self.path, params=params, stats=self.stats)
-            if not isinstance(response.data, Mapping):
-                raise ContractError(
-                    f"nekos {self.resource}: {response.url} answered {type(response.data).__name__}, not an "
-                    "envelope; check base_url (the v1 API root, e.g. https://v1.nekosapi.com/api)"
-                )
-            return n, response.data, response.nbytes
+    async def _get(self, request: PageRequest) -> tuple[Any, int]:
+        response = await self.client.request("GET", request.url, params=request.params, stats=self.stats)
+        if not isinstance(response.data, Mapping):
+            raise ContractError(
+                f"nekos {self.resource}: {response.url} answered {type(response.data).__name__}, not an "
+                "envelope; check base_url (the v1 API root, e.g. https://v1.nekosapi.com/api)"
+            )
+        page_items(response.data, self.resource)  # an error envelope names itself before paging on
+        return response.data, response.nbytes
 
-        if len(numbers) == 1:
-            return [await one(numbers[0])]
-        async with asyncio.TaskGroup() as tasks:
-            running = [tasks.create_task(one(n)) for n in numbers]
-        return [task.result() for task in running]
+    async def _fetch_page(self, n: int) -> tuple[Any, int]:
+        return await self._get(PageRequest(self.path, {"limit": self.limit, "offset": n * self.limit}))
 
 
 SPEC = ConnectorSpec(

@@ -20,7 +20,7 @@ from pipeline.http import RequestStats, ServiceClient
 from pipeline.pagination import OffsetPaginator, PageRequest
 from pipeline.records import Batch
 from pipeline.settings import SourceSettings
-from pipeline.sources.common import completed, option
+from pipeline.sources.common import drive, option
 from pipeline.streams import Page, StreamState
 from pipeline.tables import EntityTable
 from pipeline.transform.common import PageBuilder
@@ -64,8 +64,9 @@ def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -
 
 
 class ToyStream:
-    """A full re-scan: the first page gives the total, the rest are planned and fetched ``width`` at
-    a time, committed pages skipped on resume; no lookup, so deletes follow the two-scan rule."""
+    """A full re-scan through the shared page driver (the first page gives the total, the rest are
+    planned and fetched ``width`` at a time, committed pages skipped on resume); no lookup, so
+    deletes follow the two-scan rule."""
 
     incremental = False
     auth_identity = "anonymous"
@@ -80,20 +81,8 @@ class ToyStream:
         paginator = OffsetPaginator(
             self.resource, limit=self.source.page_size, max_pages=self.source.max_pages
         )
-        first = paginator.first_request()
-        doc, nbytes = await self._get(first)
-        paginator.update(doc)
-        if 0 not in state.committed:
-            yield Page(doc, key=0, nbytes=nbytes, total_hint=paginator.total)
-        todo = [(n, r) for n, r in enumerate(paginator.plan(), start=1) if n not in state.committed]
-
-        async def fetch(item: tuple[int, PageRequest]) -> Page:
-            number, request = item
-            body, size = await self._get(request)
-            return Page(body, key=number, nbytes=size)
-
-        async for page in completed(todo, fetch, self.width):
-            yield page
+        async for fetched in drive(paginator, self._get, committed=state.committed, width=self.width):
+            yield Page(fetched.doc, key=fetched.key, nbytes=fetched.nbytes, total_hint=paginator.total)
         yield Page({"success": True, "data": []}, expected_total=paginator.total)
 
     async def _get(self, request: PageRequest) -> tuple[Any, int]:
