@@ -29,7 +29,9 @@ Casting (``entity_links``): the breakdown routes re-make a shot's links with new
 (``{"data": [...], "entity_in_ids": [...]}``), and the loader retires the entity's other links
 (``Batch.replaced``). The assets an event says were added (``added_asset_ids``) have their links
 re-fetched by ``?entity_out_id=[…]`` too: zou casts them in the shot's episode as well, announcing
-that link only with ``asset:update`` (its removal comes as ``episode:casting-update``). Links of a
+that link only with ``asset:update`` (its removal comes as ``episode:casting-update``); it also
+bumps the episode's ``nb_entities_out`` unannounced, so the entities stream re-fetches the
+episodes of shots re-cast with new assets (shot → sequence → episode, by id). Links of a
 deleted entity go with it (``sql/019``); generic ``entity-link:new|update|delete`` events apply
 like any model's.
 
@@ -106,6 +108,18 @@ def build_stream(source: SourceSettings, resource: str, client: ServiceClient) -
             f"{', '.join(ROUTES)}"
         )
     return ZouStream(source, resource, client)
+
+
+def _parents(page: Page) -> dict[str, str]:
+    """Row id → ``parent_id`` (shot → sequence → episode) of the rows of a fetched entities page."""
+    rows = page.doc.get("data", page.doc) if isinstance(page.doc, Mapping) else page.doc
+    if not isinstance(rows, list):
+        return {}
+    return {
+        str(r["id"]): str(r["parent_id"])
+        for r in rows
+        if isinstance(r, Mapping) and r.get("id") and isinstance(r.get("parent_id"), str)
+    }
 
 
 def chunks(ids: Sequence[str], size: int) -> Iterable[list[str]]:
@@ -191,9 +205,14 @@ class ZouStream:
         deleted = changes.deleted.get(self.resource, frozenset())
         claimed = sorted(deleted) if self.resource == "entities" else []
         returned: set[str] = set()
+        parents: dict[str, str] = {}
         async for page, ids in self._fetch_ids(touched + claimed):
             returned |= ids
+            parents.update(_parents(page))
             yield page
+        if self.resource == "entities" and changes.cast_assets:
+            async for page in self._episodes_of(sorted(changes.cast), parents, returned):
+                yield page
         if self.resource == CASTING:
             async for page, ids in self._fetch_casting(sorted(changes.cast)):
                 returned |= ids
@@ -214,6 +233,22 @@ class ZouStream:
             events=len(events),
             unknown=sum(changes.unknown.values()),
         )
+
+    async def _episodes_of(
+        self, cast: Sequence[str], parents: Mapping[str, str], returned: set[str]
+    ) -> AsyncIterator[Page]:
+        """The episodes of re-cast shots: zou counts a newly cast asset in the shot's episode
+        (``nb_entities_out``) without an event naming the episode. Shot → sequence → episode, by id."""
+        sequences = sorted({parents[i] for i in cast if i in parents} - returned)
+        above: dict[str, str] = {}
+        async for page, ids in self._fetch_ids(sequences):
+            returned |= ids
+            above.update(_parents(page))
+            yield page
+        episodes = sorted(set(above.values()) - returned)
+        async for page, ids in self._fetch_ids(episodes):
+            returned |= ids
+            yield page
 
     def _note_unknown(self, unknown: Mapping[str, int]) -> None:
         """Unknown event names (no model of zou 1.0.97 emits them): counted, each logged once per run."""

@@ -119,7 +119,11 @@ async def test_changes_recasting_and_deletes_apply_incrementally(
     links = store.rows("entity-links")
     cast_shot, episode, asset = recast_target(service)
     old_links = {i for i, r in links.items() if r.fields["entity_in_id"] == cast_shot}
-    new_links = {r["id"] for r in store.set_casting(cast_shot, [{"asset_id": asset, "nb_occurences": 2}])}
+    kept = sorted(r.fields["entity_out_id"] for r in links.values() if r.fields["entity_in_id"] == cast_shot)
+    casting = [*({"asset_id": a, "nb_occurences": 1} for a in kept), {"asset_id": asset, "nb_occurences": 2}]
+    made = store.set_casting(cast_shot, casting)  # nothing removed: the episode hears nothing of its count
+    new_links = {r["id"] for r in made}
+    fresh_link = next(r["id"] for r in made if r["entity_out_id"] == asset)
     auto = [
         r for r in links.values() if (r.fields["entity_in_id"], r.fields["entity_out_id"]) == (episode, asset)
     ]
@@ -181,6 +185,10 @@ async def test_changes_recasting_and_deletes_apply_incrementally(
         sorted(gone),
     )
     assert raw_live == 0  # raw agrees with the tables, so a replay keeps them retired
+    counted = await pool.fetchval(
+        "SELECT nb_entities_out FROM production.entities WHERE source_id = $1", episode
+    )
+    assert counted == store.rows("entities")[episode].fields["nb_entities_out"]  # bumped unannounced
     thumbnail = await pool.fetchval(
         "SELECT preview_file_source_id FROM production.entities WHERE source_id = $1", thumbnailed
     )
@@ -190,7 +198,7 @@ async def test_changes_recasting_and_deletes_apply_incrementally(
     cast = await pool.fetchrow(
         "SELECT nb_occurences, entity_out_id IS NOT NULL AS resolved FROM production.entity_links "
         "WHERE source_id = $1",
-        sorted(new_links)[0],
+        fresh_link,
     )
     assert (cast["nb_occurences"], cast["resolved"]) == (2, True)
     per_stream = {r.resource: r.requests for r in summary.streams if r.resource in STUDIO_MODELS}
