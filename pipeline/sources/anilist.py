@@ -80,7 +80,7 @@ from pipeline.log import get_logger
 from pipeline.pagination import GraphQLPagePaginator, PageRequest
 from pipeline.responses import graphql_body_check
 from pipeline.settings import SourceSettings
-from pipeline.sources.common import StreamBase, check_resource, option
+from pipeline.sources.common import StreamBase, check_resource, drive, option
 from pipeline.streams import Page, StreamState
 
 log = get_logger(__name__)
@@ -405,12 +405,14 @@ class AniListStream(StreamBase):
             yield Page(empty_page()), [], "capped"
             return
         paginator = self.paginator(part.variables, page=number)
-        request: PageRequest | None = paginator.first_request()
         probed = part.undated
-        while request is not None:
-            doc, nbytes = await self._post(request)
+        async for fetched in drive(paginator, self._post, start=number):
+            number, doc, nbytes = (
+                fetched.key if fetched.key is not None else number,
+                fetched.doc,
+                fetched.nbytes,
+            )
             media = media_of(doc)
-            paginator.update(doc)
             outcome = "more"
             if part.undated:  # keep the undated head of the sort; the first dated work ends the walk
                 undated = [m for m in media if not dated(m)]
@@ -429,20 +431,19 @@ class AniListStream(StreamBase):
             yield Page(doc, key=base + number, nbytes=nbytes), ids, outcome
             if outcome != "more":
                 return
-            request = paginator.next_request()
-            number += 1
 
     async def _recent(self, since: float | None, until: float | None) -> AsyncIterator[Page]:
         """Newest first until ``updatedAt`` drops below ``since``; only ``< until`` is kept."""
         paginator = self.paginator({"sort": ["UPDATED_AT_DESC", "ID_DESC"]})
-        request: PageRequest | None = paginator.first_request()
         newest: int | None = None
         number, kept = 0, 0
-        while request is not None:
-            number += 1
-            doc, nbytes = await self._post(request)
+        async for fetched in drive(paginator, self._post, start=1):
+            number, doc, nbytes = (
+                fetched.key if fetched.key is not None else number,
+                fetched.doc,
+                fetched.nbytes,
+            )
             media = media_of(doc)
-            paginator.update(doc)
             stamps = [t for m in media if (t := updated_at(m)) is not None]
             if stamps and newest is None:
                 newest = max(stamps)
@@ -463,7 +464,8 @@ class AniListStream(StreamBase):
                 )
             cursor = newest if done and until is None else None
             yield Page(with_media(doc, wanted), cursor=cursor, nbytes=nbytes)
-            request = None if done else paginator.next_request()
+            if done:
+                break
         log.info("anilist_changes", changed=kept, pages=number)
 
     async def _post(self, request: PageRequest) -> tuple[Any, int]:
