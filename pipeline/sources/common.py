@@ -85,6 +85,8 @@ async def drive(
     width: int = 1,
     start: int = 0,
     keyed: bool = True,
+    follow: bool = False,
+    opened: Fetched | None = None,
 ) -> AsyncIterator[Fetched]:
     """Every page of one listing pass (see the module docstring); keys count up from ``start``.
 
@@ -92,13 +94,16 @@ async def drive(
     fetched ``width`` at a time and yielded as they arrive; any other is followed page by page.
     ``committed`` keys are not yielded again (nor fetched, when planned). With ``keyed = False``
     (a re-read pass whose progress is already committed) every page is read and yielded unkeyed.
+    ``follow = True`` never plans (a walk that stops early: newest-first to a watermark).
+    ``opened``: the first page, already read (and given to the paginator) by the caller.
     """
-    request = paginator.first_request()
-    doc, nbytes = await get(request)
-    paginator.update(doc)
-    if not keyed or start not in committed:
-        yield Fetched(start if keyed else None, doc, nbytes, request)
-    plan = getattr(paginator, "plan", None)
+    if opened is None:
+        request = paginator.first_request()
+        doc, nbytes = await get(request)
+        paginator.update(doc)
+        if not keyed or start not in committed:
+            yield Fetched(start if keyed else None, doc, nbytes, request)
+    plan = None if follow else getattr(paginator, "plan", None)
     if plan is not None and getattr(paginator, "total", None) is not None:
         planned: list[PageRequest] = plan()
         cap = paginator.page_cap()

@@ -61,7 +61,15 @@ from pipeline.http import ServiceClient
 from pipeline.log import get_logger
 from pipeline.pagination import JsonApiPaginator, PageRequest, default_max_pages
 from pipeline.settings import OAuthPasswordAuth, SourceSettings
-from pipeline.sources.common import StreamBase, auth_identity, check_resource, completed, option
+from pipeline.sources.common import (
+    Fetched,
+    StreamBase,
+    auth_identity,
+    check_resource,
+    completed,
+    drive,
+    option,
+)
 from pipeline.streams import Page, StreamState
 from pipeline.transform.kitsu import MEDIA_TYPES
 
@@ -279,8 +287,12 @@ class KitsuStream(StreamBase):
         if 0 not in state.committed:
             yield Page(first, key=0, nbytes=nbytes, url=self._url(opening), total_hint=total)
         if total is None:  # no meta.count: walk links.next, one page at a time
-            async for page in self._follow(paginator, state):
-                yield page
+            opened = Fetched(0, first, nbytes, opening)
+            pages = drive(paginator, self._get, committed=state.committed, follow=True, opened=opened)
+            async for fetched in pages:
+                yield Page(
+                    fetched.doc, key=fetched.key, nbytes=fetched.nbytes, url=self._url(fetched.request)
+                )
             complete = not paginator.capped
             if paginator.capped:
                 log.warning("kitsu_scan_capped", pages=paginator.pages_read, max_pages=paginator.max_pages)
@@ -360,16 +372,6 @@ class KitsuStream(StreamBase):
 
         async for page in completed(chunks, fetch, self.width):
             yield page
-
-    async def _follow(self, paginator: JsonApiPaginator, state: StreamState) -> AsyncIterator[Page]:
-        number = 0
-        while paginator.has_next:
-            number += 1
-            request = paginator.next_request()
-            doc, nbytes = await self._get(request)
-            paginator.update(doc)
-            if number not in state.committed:
-                yield Page(doc, key=number, nbytes=nbytes, url=self._url(request))
 
     def _url(self, request: PageRequest) -> str:
         return request.full_url(self.source.base_url)
