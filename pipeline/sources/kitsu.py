@@ -225,45 +225,47 @@ class KitsuStream(StreamBase):
         sort is refused): the caller then reads the whole listing.
         """
         params = {**self.paginator().params, "sort": "-updatedAt"}
-        size, offset, number = self.source.page_size, 0, 0
+        size, number = self.source.page_size, 0
+        paginator = JsonApiPaginator(
+            self.route.path, limit=size, params=params, max_pages=self.source.max_pages
+        )
         newest: datetime | None = None
         previous: datetime | None = None
-        while True:
-            request = PageRequest(self.route.path, {**params, "page[limit]": size, "page[offset]": offset})
-            try:
-                doc, nbytes = await self._get(request)
-            except HTTPStatusError as exc:
-                if exc.status != 400 or number:
-                    raise
-                log.warning("kitsu_sort_refused", resource=self.resource, error=str(exc), fix="full scan")
-                yield FALLBACK
-                return
-            data = doc.get("data") if isinstance(doc, Mapping) else None
-            records = data if isinstance(data, list) else []
-            stamps = [updated_at(r) for r in records]
-            if number < SORT_PROBE_PAGES and not newest_first(stamps, previous):
-                log.warning(
-                    "kitsu_sort_not_honoured",
-                    resource=self.resource,
-                    page=number + 1,
-                    fix="reading the whole listing this run (the server ignored sort=-updatedAt)",
+        try:
+            async for fetched in drive(paginator, self._get, keyed=False, follow=True):
+                records = paginator.items(fetched.doc)
+                stamps = [updated_at(r) for r in records]
+                if number < SORT_PROBE_PAGES and not newest_first(stamps, previous):
+                    log.warning(
+                        "kitsu_sort_not_honoured",
+                        resource=self.resource,
+                        page=number + 1,
+                        fix="reading the whole listing this run (the server ignored sort=-updatedAt)",
+                    )
+                    yield FALLBACK
+                    return
+                known = [t for t in stamps if t is not None]
+                if known and newest is None:
+                    newest = max(known)
+                number += 1
+                older = any(t < since for t in known)
+                capped = paginator.capped or (
+                    self.source.max_pages is not None and number >= self.source.max_pages
                 )
-                yield FALLBACK
-                return
-            known = [t for t in stamps if t is not None]
-            if known and newest is None:
-                newest = max(known)
-            number += 1
-            capped = self.source.max_pages is not None and number >= self.source.max_pages
-            done = len(records) < size or any(t < since for t in known) or capped
-            if capped and not any(t < since for t in known):
-                log.warning("kitsu_walk_capped", resource=self.resource, pages=number)
-            yield Page(doc, cursor=newest if done else None, nbytes=nbytes, url=self._url(request))
-            if done:
-                log.info("kitsu_changes", resource=self.resource, pages=number, since=since.isoformat())
-                return
-            previous = known[-1] if known else previous
-            offset += size
+                done = len(records) < size or older or capped or not paginator.has_next
+                if capped and not older:
+                    log.warning("kitsu_walk_capped", resource=self.resource, pages=number)
+                url = self._url(fetched.request)
+                yield Page(fetched.doc, cursor=newest if done else None, nbytes=fetched.nbytes, url=url)
+                if done:
+                    log.info("kitsu_changes", resource=self.resource, pages=number, since=since.isoformat())
+                    return
+                previous = known[-1] if known else previous
+        except HTTPStatusError as exc:
+            if exc.status != 400 or number:
+                raise
+            log.warning("kitsu_sort_refused", resource=self.resource, error=str(exc), fix="full scan")
+            yield FALLBACK
 
     async def _scan(self, state: StreamState) -> AsyncIterator[Page]:
         """The whole listing by ``sort=id``; with the newest ``updatedAt`` as the held watermark
