@@ -59,7 +59,7 @@ from pipeline.connectors import ConnectorSpec
 from pipeline.errors import HTTPStatusError
 from pipeline.http import ServiceClient
 from pipeline.log import get_logger
-from pipeline.pagination import JsonApiPaginator, PageRequest, default_max_pages
+from pipeline.pagination import JsonApiPaginator, PageRequest
 from pipeline.settings import OAuthPasswordAuth, SourceSettings
 from pipeline.sources.common import (
     Fetched,
@@ -306,58 +306,50 @@ class KitsuStream(StreamBase):
         # it, so the whole listing is read again (pages keyed None: progress is already committed)
         # until one pass sees a stable count, at most MAX_PASSES passes. A stable count can still
         # hide a delete plus an insert: the runner then looks every unseen record up by id.
-        cap = self.source.max_pages or default_max_pages(total, self.source.page_size)
-        passes, stable, capped = 0, False, False
+        passes, stable = 0, False
+        opened = Fetched(0, first, nbytes, opening)
         while not stable and passes < MAX_PASSES:
             passes += 1
-            plan = paginator.plan()
-            if len(plan) + 1 > cap:
-                plan, capped = plan[: max(0, cap - 1)], True
-            todo = [(n, req) for n, req in enumerate(plan, start=1) if passes > 1 or n not in state.committed]
+            first_pass = passes == 1
             log.info(
                 "kitsu_scan_planned",
                 total=total,
-                pages=len(plan) + 1,
-                todo=len(todo),
+                pages=min(len(paginator.plan()) + 1, paginator.page_cap()),
+                committed=len(state.committed) if first_pass else 0,
                 width=self.width,
                 pass_number=passes,
             )
             counts: set[int] = {total}
-            async for page in self._read(todo, counts, keyed=passes == 1):
-                yield page
+            pages = drive(
+                paginator,
+                self._get,
+                committed=state.committed if first_pass else (),
+                width=self.width,
+                keyed=first_pass,
+                opened=opened,
+            )
+            async for fetched in pages:
+                hint = _count(fetched.doc)
+                if hint is not None:
+                    counts.add(hint)
+                url = self._url(fetched.request)
+                yield Page(fetched.doc, key=fetched.key, nbytes=fetched.nbytes, url=url, total_hint=hint)
             stable = len(counts) == 1
             if not stable:
                 log.warning(
                     "kitsu_scan_churned", counts=sorted(counts), pass_number=passes, fix="reading again"
                 )
                 again, size = await self._get(opening)
-                count = again.get("meta", {}).get("count") if isinstance(again, Mapping) else None
-                total = count if isinstance(count, int) else max(counts)
+                total = _count(again) or max(counts)
                 paginator.total = total
+                opened = Fetched(None, again, size, opening)
                 yield Page(again, nbytes=size, url=self._url(opening))
+        capped = paginator.capped
         complete = stable and not capped
         if not complete:
             log.warning("kitsu_scan_incomplete", passes=passes, capped=capped, total=total)
         deletes = complete and self.route.deletes and total > 0  # an empty catalogue is a glitch
         yield Page({"data": []}, expected_total=total if deletes else None, complete=complete)
-
-    async def _read(
-        self, todo: list[tuple[int, PageRequest]], counts: set[int], *, keyed: bool
-    ) -> AsyncIterator[Page]:
-        """Fetch planned pages ``width`` at a time, noting every ``meta.count`` they report."""
-
-        async def fetch(item: tuple[int, PageRequest]) -> Page:
-            number, request = item
-            doc, size = await self._get(request)
-            count = doc.get("meta", {}).get("count") if isinstance(doc, Mapping) else None
-            hint = count if isinstance(count, int) else None
-            if hint is not None:
-                counts.add(hint)
-            key = number if keyed else None
-            return Page(doc, key=key, nbytes=size, url=self._url(request), total_hint=hint)
-
-        async for page in completed(todo, fetch, self.width):
-            yield page
 
     async def lookup(self, ids: Sequence[str]) -> AsyncIterator[Page]:
         """The records among ``ids`` (raw keys) that still exist, ``filter[id]`` in page-size batches."""
@@ -384,6 +376,12 @@ class KitsuStream(StreamBase):
 
 
 FALLBACK = Page({"data": []})  # marker from ``_recent``: read the whole listing instead
+
+
+def _count(doc: Any) -> int | None:
+    """A page's ``meta.count`` (the listing's total as the server saw it then), or None."""
+    count = doc.get("meta", {}).get("count") if isinstance(doc, Mapping) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
 
 
 def updated_at(record: Any) -> datetime | None:
