@@ -274,6 +274,7 @@ class PageNumberPaginator(Paginator):
         self.path = path
         self.limit = limit
         self.page = page
+        self.first_page = page
         self.params = dict(params or {})
         self.nb_pages: int | None = None
         self.total: int | None = None
@@ -297,6 +298,16 @@ class PageNumberPaginator(Paginator):
         if self.nb_pages is not None:
             return self.nb_pages, 1
         return self.total, self.limit
+
+    def plan(self) -> list[PageRequest]:
+        """After the first page: one request per remaining page (``nb_pages``, else the total's)."""
+        if self.total is None and self.nb_pages is None:
+            raise ValueError("plan() needs total or nb_pages: call update() with the first page first")
+        last = self.nb_pages if self.nb_pages is not None else -(-(self.total or 0) // self.limit)
+        return [
+            PageRequest(self.path, {**self.params, "page": n, "limit": self.limit})
+            for n in range(self.first_page + 1, last + 1)
+        ]
 
 
 class ShortPagePaginator(Paginator):

@@ -43,7 +43,6 @@ source's first configured resource.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -51,9 +50,11 @@ import orjson
 
 from pipeline.connectors import ConnectorSpec
 from pipeline.errors import ConfigError
-from pipeline.http import RequestStats, ServiceClient
+from pipeline.http import ServiceClient
 from pipeline.log import get_logger
+from pipeline.pagination import PageNumberPaginator, PageRequest
 from pipeline.settings import SourceSettings, ZouJWTAuth
+from pipeline.sources.common import StreamBase, drive
 from pipeline.sources.zou_log import EventCursor, EventsLog, event_time, events_log
 from pipeline.streams import Page, StreamState
 from pipeline.transform.zou import page_records
@@ -127,17 +128,28 @@ def chunks(ids: Sequence[str], size: int) -> Iterable[list[str]]:
         yield list(ids[start : start + size])
 
 
-class ZouStream:
+class ZouPages(PageNumberPaginator):
+    """``/data/<model>?page=N&limit=L&relations=true``: a ``{data, total, nb_pages}`` page, or a
+    bare list (one page: an unpaginated route)."""
+
+    def __init__(self, resource: str, path: str, *, limit: int) -> None:
+        super().__init__(path, limit=limit, params={"relations": "true"})
+        self.resource = resource
+
+    def items(self, page: Any) -> list[Any]:
+        return page_records(page, self.resource)
+
+    def _following(self, page: Any, items: list[Any]) -> PageRequest | None:
+        return super()._following(page, items) if isinstance(page, Mapping) else None
+
+
+class ZouStream(StreamBase):
     """One Zou model of one studio (``streams.Stream``)."""
 
     incremental = True
 
     def __init__(self, source: SourceSettings, resource: str, client: ServiceClient) -> None:
-        self.source = source
-        self.resource = resource
-        self.client = client
-        self.stats = RequestStats()
-        self.owned_tables = self.main_tables = main_tables(resource)
+        super().__init__(source, resource, client, main_tables(resource))
         auth = source.auth
         self.auth_identity = f"user:{auth.email.lower()}" if isinstance(auth, ZouJWTAuth) else "anonymous"
         options = source.options
@@ -148,9 +160,6 @@ class ZouStream:
         self._last_deletes: dict[str, list[str]] = {}
         self._last_returned: set[str] = set()
         self._pass_total: int | None = None
-
-    def __repr__(self) -> str:
-        return f"ZouStream(source={self.source.name!r}, resource={self.resource!r})"
 
     # -- pages -------------------------------------------------------------------------------------
     async def pages(self, state: StreamState) -> AsyncIterator[Page]:
@@ -354,41 +363,35 @@ class ZouStream:
         self, state: StreamState, *, seen: set[str] | None, cursor: str | None
     ) -> AsyncIterator[tuple[Page, set[str]]]:
         """Page the model once; a re-pass (``seen`` given) keeps only rows not seen yet, unkeyed."""
-        limit = self.source.page_size
-        number, last = 1, 1
         self._pass_total = None
-        while number <= last:
-            wanted: list[int] = []
-            while number <= last and len(wanted) < self.source.max_in_flight:
-                if seen is not None or number == 1 or number not in state.committed:
-                    wanted.append(number)
-                number += 1
-                if len(wanted) == 1 and wanted[0] == 1 and last == 1:
-                    break  # page 1 alone first: it tells how many pages there are
-            for n, body, nbytes in await self._fetch_pages(wanted, limit):
-                rows = [r for r in page_records(body, self.resource) if isinstance(r, Mapping)]
-                ids = {str(r.get("id")) for r in rows}
-                if rows and isinstance(body, Mapping) and isinstance(body.get("total"), int):
-                    last = max(last, -(-body["total"] // limit))
-                    self._pass_total = body["total"]
-                if seen is None:
-                    page = Page(body, key=n, cursor=cursor, nbytes=nbytes, total_hint=self._pass_total)
-                    yield page, ids
-                    continue
-                fresh = [r for r in rows if str(r.get("id")) not in seen]
-                if fresh:
-                    yield Page({"data": fresh}, cursor=cursor, nbytes=nbytes), ids
+        keyed = seen is None
+        paginator = ZouPages(self.resource, f"data/{self.route}", limit=self.source.page_size)
+        pages = drive(
+            paginator,
+            self._fetch,
+            committed=state.committed if keyed else (),
+            width=self.source.max_in_flight,
+            start=1,
+            keyed=keyed,
+        )
+        async for fetched in pages:
+            body, nbytes = fetched.doc, fetched.nbytes
+            rows = [r for r in page_records(body, self.resource) if isinstance(r, Mapping)]
+            ids = {str(r.get("id")) for r in rows}
+            if rows and isinstance(body, Mapping) and isinstance(body.get("total"), int):
+                self._pass_total = body["total"]
+            if seen is None:
+                yield (
+                    Page(body, key=fetched.key, cursor=cursor, nbytes=nbytes, total_hint=self._pass_total),
+                    ids,
+                )
+                continue
+            fresh = [r for r in rows if str(r.get("id")) not in seen]
+            if fresh:
+                yield Page({"data": fresh}, cursor=cursor, nbytes=nbytes), ids
 
-    async def _fetch_pages(self, numbers: list[int], limit: int) -> list[tuple[int, Any, int]]:
-        path = f"data/{self.route}"
-
-        async def one(n: int) -> tuple[int, Any, int]:
-            body, nbytes = await self._get(path, {"page": n, "limit": limit, "relations": "true"})
-            return n, body, nbytes
-
-        async with asyncio.TaskGroup() as tasks:
-            running = [tasks.create_task(one(n)) for n in numbers]
-        return [task.result() for task in running]
+    async def _fetch(self, request: PageRequest) -> tuple[Any, int]:
+        return await self._get(request.url, request.params)
 
     async def _count(self) -> int:
         body, _ = await self._get(f"data/{self.route}", {"page": 1, "limit": 1})
