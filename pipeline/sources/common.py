@@ -72,6 +72,7 @@ class Fetched:
     doc: Any
     nbytes: int
     request: PageRequest
+    items: list[Any] | None = None  # what the paginator read off the page (None: a planned page)
 
 
 Getter = Callable[[PageRequest], Awaitable[tuple[Any, int]]]
@@ -100,9 +101,9 @@ async def drive(
     if opened is None:
         request = paginator.first_request()
         doc, nbytes = await get(request)
-        paginator.update(doc)
+        items = paginator.update(doc)
         if not keyed or start not in committed:
-            yield Fetched(start if keyed else None, doc, nbytes, request)
+            yield Fetched(start if keyed else None, doc, nbytes, request, items)
     plan = None if follow else getattr(paginator, "plan", None)
     if plan is not None and getattr(paginator, "total", None) is not None:
         planned: list[PageRequest] = plan()
@@ -124,9 +125,9 @@ async def drive(
         number += 1
         request = paginator.next_request()
         doc, nbytes = await get(request)
-        paginator.update(doc)
+        items = paginator.update(doc)
         if not keyed or number not in committed:
-            yield Fetched(number if keyed else None, doc, nbytes, request)
+            yield Fetched(number if keyed else None, doc, nbytes, request, items)
 
 
 async def aenumerate(items: AsyncIterator[T], start: int = 0) -> AsyncIterator[tuple[int, T]]:

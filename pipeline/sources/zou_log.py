@@ -25,7 +25,8 @@ import orjson
 from pipeline.errors import ContractError
 from pipeline.http import RequestStats, ServiceClient
 from pipeline.log import get_logger
-from pipeline.pagination import ZouEventsPaginator
+from pipeline.pagination import PageRequest, ZouEventsPaginator
+from pipeline.sources.common import drive
 
 log = get_logger(__name__)
 
@@ -218,14 +219,16 @@ class EventsLog:
     ) -> list[Event]:
         params = {"before": before} if before else None
         paginator = ZouEventsPaginator(EVENTS_PATH, after=after, limit=limit, cursor=paging, params=params)
-        request = paginator.first_request()
         events: dict[str, Event] = {}
         floor: str | None = None
-        while True:
-            page = await self.client.get_json(request.url, params=request.params, stats=stats)
+
+        async def get(request: PageRequest) -> tuple[Any, int]:
             self.requests += 1
+            return await self.client.get_json(request.url, params=request.params, stats=stats), 0
+
+        async for fetched in drive(paginator, get, keyed=False, follow=True):
             fresh = [
-                e for e in paginator.update(page) if isinstance(e, Mapping) and isinstance(e.get("id"), str)
+                e for e in fetched.items or () if isinstance(e, Mapping) and isinstance(e.get("id"), str)
             ]
             if fresh and floor is None and floor_window is not None:
                 floor = shift(event_time(fresh[0]), -floor_window)
@@ -242,7 +245,7 @@ class EventsLog:
                         pages=paginator.pages_read,
                     )
                 return list(events.values())
-            request = paginator.next_request()
+        return list(events.values())
 
     async def newest(self, overlap: float, stats: RequestStats | None) -> EventCursor:
         """The watermark at the start of this run: the newest event and the ids within ``overlap``.
