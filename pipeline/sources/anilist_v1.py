@@ -22,17 +22,24 @@ Auth is the OAuth2 client-credentials grant from ``[sources.X.auth]`` (``kind =
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.connectors import ConnectorSpec
-from pipeline.errors import HTTPStatusError
 from pipeline.http import ServiceClient
 from pipeline.log import get_logger
 from pipeline.pagination import PageRequest, ShortPagePaginator
 from pipeline.settings import SourceSettings
-from pipeline.sources.common import StreamBase, aenumerate, check_resource, completed, drive, option
+from pipeline.sources.common import (
+    StreamBase,
+    aenumerate,
+    check_resource,
+    completed,
+    drive,
+    option,
+    still_there,
+)
 from pipeline.streams import Page, StreamState
 
 log = get_logger(__name__)
@@ -141,17 +148,10 @@ class AniListV1Stream(StreamBase):
         answer are reported ``present`` (kept) and the others are gone.
         """
 
-        async def probe(ident: str) -> str | None:
-            try:
-                await self._get(PageRequest(f"{self.resource}/{ident}"))
-            except HTTPStatusError as exc:
-                if exc.status == 404:
-                    return None
-                raise
-            return ident
+        def detail(ident: str) -> Awaitable[Any]:
+            return self._get(PageRequest(f"{self.resource}/{ident}"))
 
-        answered = [i async for i in completed(list(ids), probe, self.source.max_in_flight)]
-        yield Page([], present=tuple(i for i in answered if i is not None))
+        yield Page([], present=await still_there(ids, detail, self.source.max_in_flight))
 
     async def _details(self, items: list[Any]) -> list[Any]:
         """The full ``{type}/{id}/page`` model of every series on a browse page (order kept)."""

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Container, Itera
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, HTTPStatusError
 from pipeline.http import RequestStats, ServiceClient
 from pipeline.pagination import PageRequest, Paginator
 from pipeline.settings import OAuthClientCredentialsAuth, OAuthPasswordAuth, SourceSettings
@@ -128,6 +128,25 @@ async def drive(
         items = paginator.update(doc)
         if not keyed or number not in committed:
             yield Fetched(number if keyed else None, doc, nbytes, request, items)
+
+
+async def still_there(
+    ids: Iterable[str], fetch: Callable[[str], Awaitable[object]], width: int
+) -> tuple[str, ...]:
+    """The ids whose ``fetch`` (a detail request) answers, ``width`` at a time; a 404 means gone,
+    any other error fails the lookup (nothing is deleted on a guess)."""
+
+    async def probe(ident: str) -> str | None:
+        try:
+            await fetch(ident)
+        except HTTPStatusError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return ident
+
+    answered = [ident async for ident in completed(list(ids), probe, width)]
+    return tuple(ident for ident in answered if ident is not None)
 
 
 async def aenumerate(items: AsyncIterator[T], start: int = 0) -> AsyncIterator[tuple[int, T]]:

@@ -19,16 +19,16 @@ unchanged image is never rewritten.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from typing import Any
 
 from pipeline.connectors import ConnectorSpec
-from pipeline.errors import ConfigError, ContractError, HTTPStatusError
+from pipeline.errors import ConfigError, ContractError
 from pipeline.http import ServiceClient
 from pipeline.log import get_logger
 from pipeline.pagination import OffsetPaginator, PageRequest, default_max_pages
 from pipeline.settings import BearerAuth, SourceSettings
-from pipeline.sources.common import StreamBase, completed, drive
+from pipeline.sources.common import StreamBase, drive, still_there
 from pipeline.streams import Page, StreamState
 from pipeline.transform.nekos import page_items
 
@@ -126,17 +126,10 @@ class NekosStream(StreamBase):
         answer are reported ``present`` (kept, never deleted) and the rest are gone.
         """
 
-        async def probe(rid: str) -> str | None:
-            try:
-                await self.client.request("GET", f"{self.path}/{rid}", stats=self.stats)
-            except HTTPStatusError as exc:
-                if exc.status == 404:
-                    return None
-                raise
-            return rid
+        def detail(rid: str) -> Awaitable[Any]:
+            return self.client.request("GET", f"{self.path}/{rid}", stats=self.stats)
 
-        answered = [rid async for rid in completed(list(ids), probe, self.source.max_in_flight)]
-        present = tuple(rid for rid in answered if rid is not None)
+        present = await still_there(ids, detail, self.source.max_in_flight)
         empty = {"success": True, "data": [], "meta": {"pagination": {"total": 0}}}
         yield Page(empty, present=present)
 

@@ -292,46 +292,10 @@ def character_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
     return [("catalog.characters", character)]
 
 
-def person_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
-    """A person (staff member or voice actor); ``malId`` is a placeholder string, not an id."""
-    _, ident = identify(resource)
-    attrs = attributes(resource)
-    name = c.text(attrs.get("name"), "name")
-    if name is None:
-        raise SkippableRecordError(f"person {ident}: no name")
-    person = {
-        "source_id": ident,
-        "source_updated_at": _updated(attrs),
-        "name": name,
-        "name_native": None,
-        "language": None,
-        "description": c.plain_text(attrs.get("description"), "description"),
-        "image_url": _image(attrs.get("image")),
-    }
-    return [("catalog.people", person)]
-
-
 def _target(resource: Resource, name: str) -> str | None:
     """The id of the one record relationship ``name`` links to (None without linkage)."""
     targets = linkage(resource, name)
     return targets[0][1] if targets else None
-
-
-def producer_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
-    """A producer: a company (studio, producer, licensor or magazine, by its productions' roles)."""
-    _, ident = identify(resource)
-    attrs = attributes(resource)
-    name = c.text(attrs.get("name"), "name")
-    if name is None:
-        raise SkippableRecordError(f"producer {ident}: no name")
-    company = {
-        "source_id": ident,
-        "source_updated_at": _updated(attrs),
-        "name": name,
-        "site_url": None,
-        "is_animation_studio": None,
-    }
-    return [("catalog.companies", company)]
 
 
 def streaming_link_rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
@@ -389,14 +353,19 @@ def _term_of(attribute: str, vocabulary: dict[str, str], field: str) -> Field:
     return lambda resource, attrs: c.vocabulary(attrs.get(attribute), vocabulary, field)
 
 
-def join_rows(table: str, fields: Mapping[str, Field], **constants: Any) -> Handler:
-    """The handler of a join resource: one ``table`` row per record, ``fields`` read from it."""
+def join_rows(
+    table: str, fields: Mapping[str, Field], *, required: str | None = None, **constants: Any
+) -> Handler:
+    """The handler of a plain record: one ``table`` row per record, ``fields`` read from it (a
+    record whose ``required`` field is empty is rejected)."""
 
     def rows(doc: Document, resource: Resource, owners: Owners) -> c.Rows:
-        _, ident = identify(resource)
+        kind, ident = identify(resource)
         attrs = attributes(resource)
         row = {"source_id": ident, "source_updated_at": _updated(attrs), **constants}
         row |= {name: read(resource, attrs) for name, read in fields.items()}
+        if required is not None and row[required] is None:
+            raise SkippableRecordError(f"{kind} {ident}: no {required}")
         return [(table, row)]
 
     return rows
@@ -434,6 +403,22 @@ media_relationship_rows = join_rows(
         "related_media_source_id": _media_of("destination"),
         "relation": _term_of("role", RELATION_ROLES, "kitsu.media_relationship.role"),
     },
+)
+# A person (staff member or voice actor); ``malId`` is a placeholder string, not an id.
+person_rows = join_rows(
+    "catalog.people",
+    {
+        "name": _text_of("name"),
+        "description": lambda resource, attrs: c.plain_text(attrs.get("description"), "description"),
+        "image_url": lambda resource, attrs: _image(attrs.get("image")),
+    },
+    required="name",
+    name_native=None,
+    language=None,
+)
+# A producer: a company (studio, producer, licensor or magazine, by its productions' roles).
+producer_rows = join_rows(
+    "catalog.companies", {"name": _text_of("name")}, required="name", site_url=None, is_animation_studio=None
 )
 # A voice actor of a character's appearance in a media (``mediaCharacter`` and ``person``).
 character_voice_rows = join_rows(
