@@ -16,136 +16,30 @@ can log them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from functools import partial
+from collections.abc import Mapping
 from typing import Any
 
 from pipeline.errors import ConfigError
 from pipeline.records import Batch
-from pipeline.transform import anilist, anilist_v1, kitsu, nekos, zou, zou_events, zou_studio
+from pipeline.transform import anilist, anilist_v1, kitsu, nekos, zou_events
 from pipeline.transform.common import collect_notes, collect_unknown
+from pipeline.transform.resources import Lookup, Payloads, ResourceTransform
 
 Context = Mapping[str, Any]
-Payloads = list[dict[str, Any]]
 
-
-@dataclass(frozen=True, slots=True)
-class Lookup:
-    """A context value: ``{source_id: payload[field]}`` over the live raw records of ``resource`` of
-    the same source (e.g. entity type id → name); a dotted ``field`` is a path into the payload."""
-
-    resource: str
-    field: str
-
-
-def data_envelope(payloads: Payloads) -> Any:
-    return {"data": payloads}
-
-
-@dataclass(frozen=True, slots=True)
-class ResourceTransform:
-    """How the pages of one resource become a ``Batch``.
-
-    ``function(doc, **context)`` maps a page; ``wrap(payloads)`` rebuilds a page from raw payloads
-    (replay); ``context`` names the keyword arguments ``function`` takes and where they are found;
-    ``lands`` lists the raw resources the stream's pages land (replay reads those; default: the
-    resource itself).
-    """
-
-    function: Callable[..., Batch]
-    wrap: Callable[[Payloads], Any] = data_envelope
-    context: Mapping[str, Lookup] = field(default_factory=dict)
-    lands: tuple[str, ...] = ()
-
-
-def _kitsu(resource: str) -> ResourceTransform:
-    return ResourceTransform(partial(kitsu.stream_page, resource=resource))
-
-
-def _kitsu_joins(resource: str, included: str) -> ResourceTransform:
-    """A Kitsu join stream that also stores its included records (people, producers): replay
-    rebuilds those first, then the joins."""
-    return ResourceTransform(partial(kitsu.stream_page, resource=resource), lands=(included, resource))
-
-
-def _anilist_page(payloads: Payloads) -> Any:
-    return {"data": {"Page": {"pageInfo": {"hasNextPage": False}, "media": payloads}}}
-
-
-def _nekos_page(payloads: Payloads) -> Any:
-    return {"success": True, "data": payloads, "meta": {"pagination": {"total": len(payloads)}}}
-
-
-def _zou(function: Callable[..., Batch], **context: Lookup) -> ResourceTransform:
-    return ResourceTransform(partial(zou_events.model_page, function), context=context)
-
-
-def _as_list(payloads: Payloads) -> Any:
-    return payloads
-
-
+# Every built-in kind's resources, declared by its transform module (``TRANSFORMS``; Zou's live
+# with its events log, which every Zou model stream lands too). Another kind adds its own with
+# ``register``.
 TRANSFORMS: dict[str, dict[str, ResourceTransform]] = {
-    "kitsu": {
-        **{r: _kitsu(r) for r in ("anime", "manga", "episodes", "categories", "mappings")},
-        "characters": ResourceTransform(
-            partial(kitsu.stream_page, resource="characters"), lands=("characters", "media-characters")
-        ),
-        "media-characters": ResourceTransform(kitsu.transform_media_characters),
-        "media-relationships": _kitsu("media-relationships"),
-        # A link's site is its included streamer's name; replay (no includes) reads it from the
-        # streamers the stream landed.
-        "streaming-links": ResourceTransform(
-            partial(kitsu.stream_page, resource="streaming-links"),
-            context={"streamer_names": Lookup("streamers", "attributes.siteName")},
-            lands=("streamers", "streaming-links"),
-        ),
-        # People, producers and streamers land only as includes of the join streams; replay reads
-        # them back.
-        **{r: _kitsu(r) for r in ("people", "producers", "streamers")},
-        "media-staff": _kitsu_joins("media-staff", "people"),
-        "media-productions": _kitsu_joins("media-productions", "producers"),
-        "character-voices": _kitsu_joins("character-voices", "people"),
-    },
-    "anilist": {
-        "anime": ResourceTransform(anilist.transform_anime, _anilist_page),
-        "manga": ResourceTransform(anilist.transform_manga, _anilist_page),
-    },
-    "anilist_v1": {
-        "anime": ResourceTransform(anilist_v1.transform_anime, _as_list),
-        "manga": ResourceTransform(anilist_v1.transform_manga, _as_list),
-    },
-    "zou": {
-        "projects": _zou(zou.transform_projects),
-        "persons": _zou(zou.transform_persons),
-        "entity_types": _zou(zou.transform_entity_types),
-        "task_types": _zou(zou.transform_task_types),
-        "task_statuses": _zou(zou.transform_task_statuses),
-        "entities": _zou(zou.transform_entities, entity_type_names=Lookup("entity_types", "name")),
-        "tasks": _zou(zou.transform_tasks),
-        "comments": _zou(zou.transform_comments),
-        "time_spents": _zou(zou.transform_time_spents),
-        "departments": _zou(zou_studio.transform_departments),
-        "project_statuses": _zou(zou_studio.transform_project_statuses),
-        "metadata_descriptors": _zou(zou_studio.transform_metadata_descriptors),
-        "entity_links": _zou(zou_studio.transform_entity_links),
-        "preview_files": _zou(zou_studio.transform_preview_files),
-        "playlists": _zou(zou_studio.transform_playlists),
-        "schedule_items": _zou(zou_studio.transform_schedule_items),
-        "milestones": _zou(zou_studio.transform_milestones),
-        "events": ResourceTransform(zou_events.transform_events, _as_list),
-    },
-    "nekos": {
-        "images": ResourceTransform(nekos.transform_images, _nekos_page),
-        "artists": ResourceTransform(nekos.transform_artists, _nekos_page),
-        "characters": ResourceTransform(nekos.transform_characters, _nekos_page),
-        "categories": ResourceTransform(nekos.transform_categories, _nekos_page),
-    },
+    "kitsu": dict(kitsu.TRANSFORMS),
+    "anilist": dict(anilist.TRANSFORMS),
+    "anilist_v1": dict(anilist_v1.TRANSFORMS),
+    "zou": dict(zou_events.TRANSFORMS),
+    "nekos": dict(nekos.TRANSFORMS),
 }
-
 # Raw resources any stream of a kind may land (each Zou model stream stores the events about its
 # model): replay rebuilds them once per source, after the source's streams.
-SHARED_RAW: dict[str, tuple[str, ...]] = {"zou": ("events",)}
+SHARED_RAW: dict[str, tuple[str, ...]] = {"zou": zou_events.SHARED_RAW}
 
 
 def register(kind: str, resources: Mapping[str, ResourceTransform]) -> None:

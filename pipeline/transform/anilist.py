@@ -35,6 +35,7 @@ from typing import Any
 from pipeline.errors import ContractError, SkippableRecordError
 from pipeline.records import Batch
 from pipeline.transform import common as c
+from pipeline.transform.resources import ResourceTransform
 
 SOURCE_KIND = "anilist"
 
@@ -508,3 +509,13 @@ def transform_anime(payload: Any) -> Batch:
 def transform_manga(payload: Any) -> Batch:
     """A manga ``Page``/``Media`` response."""
     return transform_media(payload, "manga")
+
+
+def _page(payloads: list[dict[str, Any]]) -> Any:
+    return {"data": {"Page": {"pageInfo": {"hasNextPage": False}, "media": payloads}}}
+
+
+TRANSFORMS: dict[str, ResourceTransform] = {
+    "anime": ResourceTransform(transform_anime, _page),
+    "manga": ResourceTransform(transform_manga, _page),
+}

@@ -20,6 +20,7 @@ from pipeline.errors import ContractError, SkippableRecordError
 from pipeline.records import Batch
 from pipeline.transform import common as c
 from pipeline.transform.anilist import build_page, external_id_row, genre_rows, title_rows
+from pipeline.transform.resources import ResourceTransform, as_list
 
 SOURCE_KIND = "anilist_v1"
 
@@ -196,3 +197,9 @@ def transform_anime(payload: Any) -> Batch:
 def transform_manga(payload: Any) -> Batch:
     """``browse/manga`` pages and ``manga/{id}/page`` models."""
     return transform_series(payload, "manga")
+
+
+TRANSFORMS: dict[str, ResourceTransform] = {
+    "anime": ResourceTransform(transform_anime, as_list),
+    "manga": ResourceTransform(transform_manga, as_list),
+}

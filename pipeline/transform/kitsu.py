@@ -30,6 +30,7 @@ from pipeline.transform.jsonapi import (
     normalise_type,
     parse_document,
 )
+from pipeline.transform.resources import Lookup, ResourceTransform
 
 SOURCE_KIND = "kitsu"
 
@@ -563,3 +564,31 @@ def stream_page(payload: Any, resource: str, streamer_names: Mapping[str, str] |
         if reject.resource in MEDIA_TYPES and reject.source_id is not None:
             batch.rejects[i] = replace(reject, source_id=media_key(reject.resource, reject.source_id))
     return batch
+
+
+# ------------------------------------------------------------------------------ the resources
+
+
+def _stream(resource: str, lands: tuple[str, ...] = ()) -> ResourceTransform:
+    return ResourceTransform(partial(stream_page, resource=resource), lands=lands)
+
+
+TRANSFORMS: dict[str, ResourceTransform] = {
+    **{r: _stream(r) for r in ("anime", "manga", "episodes", "categories", "mappings")},
+    "characters": _stream("characters", ("characters", "media-characters")),
+    "media-characters": ResourceTransform(transform_media_characters),
+    "media-relationships": _stream("media-relationships"),
+    # A link's site is its included streamer's name; replay (no includes) reads it from the
+    # streamers the stream landed.
+    "streaming-links": ResourceTransform(
+        partial(stream_page, resource="streaming-links"),
+        context={"streamer_names": Lookup("streamers", "attributes.siteName")},
+        lands=("streamers", "streaming-links"),
+    ),
+    # People, producers and streamers land only as includes of the join streams; replay reads them
+    # back first, then the joins.
+    **{r: _stream(r) for r in ("people", "producers", "streamers")},
+    "media-staff": _stream("media-staff", ("people", "media-staff")),
+    "media-productions": _stream("media-productions", ("producers", "media-productions")),
+    "character-voices": _stream("character-voices", ("people", "character-voices")),
+}

@@ -27,6 +27,7 @@ from pipeline.transform.common import (
     text,
     timestamp,
 )
+from pipeline.transform.resources import ResourceTransform
 
 IMAGE_VOLATILE = ("url", "meta.expires")
 RATINGS = ("sfw", "questionable", "nsfw")
@@ -257,3 +258,15 @@ def transform_characters(payload: Any) -> Batch:
 def transform_categories(payload: Any) -> Batch:
     """``/category`` pages → ``catalog.tags`` (Nekos categories are image tags)."""
     return _transform(payload, "categories", _category_rows)
+
+
+def _page(payloads: list[dict[str, Any]]) -> Any:
+    return {"success": True, "data": payloads, "meta": {"pagination": {"total": len(payloads)}}}
+
+
+TRANSFORMS: dict[str, ResourceTransform] = {
+    "images": ResourceTransform(transform_images, _page),
+    "artists": ResourceTransform(transform_artists, _page),
+    "characters": ResourceTransform(transform_characters, _page),
+    "categories": ResourceTransform(transform_categories, _page),
+}

@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from pipeline.errors import SkippableRecordError
 from pipeline.records import Batch
+from pipeline.transform import zou, zou_studio
 from pipeline.transform.common import text as _text
 from pipeline.transform.common import timestamp as _at
+from pipeline.transform.resources import Lookup, ResourceTransform, as_list
 from pipeline.transform.zou import Row, page_records, required_text, transform_page
 
 # Event name prefix (``<object>:<action>``) → the synced resource whose rows it changes. Entity
@@ -277,3 +280,34 @@ def reduce_events(events: Any) -> EventChanges:
         cast=frozenset(cast),
         cast_assets=frozenset(cast_assets),
     )
+
+
+# ------------------------------------------------------------------------------ the resources
+
+
+def _model(function: Callable[..., Batch], **context: Lookup) -> ResourceTransform:
+    return ResourceTransform(partial(model_page, function), context=context)
+
+
+# Every Zou model stream lands the events about its model with its pages.
+TRANSFORMS: dict[str, ResourceTransform] = {
+    "projects": _model(zou.transform_projects),
+    "persons": _model(zou.transform_persons),
+    "entity_types": _model(zou.transform_entity_types),
+    "task_types": _model(zou.transform_task_types),
+    "task_statuses": _model(zou.transform_task_statuses),
+    "entities": _model(zou.transform_entities, entity_type_names=Lookup("entity_types", "name")),
+    "tasks": _model(zou.transform_tasks),
+    "comments": _model(zou.transform_comments),
+    "time_spents": _model(zou.transform_time_spents),
+    "departments": _model(zou_studio.transform_departments),
+    "project_statuses": _model(zou_studio.transform_project_statuses),
+    "metadata_descriptors": _model(zou_studio.transform_metadata_descriptors),
+    "entity_links": _model(zou_studio.transform_entity_links),
+    "preview_files": _model(zou_studio.transform_preview_files),
+    "playlists": _model(zou_studio.transform_playlists),
+    "schedule_items": _model(zou_studio.transform_schedule_items),
+    "milestones": _model(zou_studio.transform_milestones),
+    "events": ResourceTransform(transform_events, as_list),
+}
+SHARED_RAW = ("events",)  # raw resources any stream of the kind lands: replay rebuilds them once
