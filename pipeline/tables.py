@@ -12,7 +12,9 @@ Two shapes:
 A ``Ref`` fills a surrogate foreign key from a natural key in the row: the row carries
 ``row[ref.key]`` = the target's ``source_id`` (same ``source``); the loader writes the target's
 ``id`` into ``ref.column``, or NULL when the target is not loaded yet (``load.resolve_refs``
-fills it later). Tables are registered in dependency order: parents first.
+fills it later). Tables are registered in dependency order: parents first. The built-in ones are
+declared by ``pipeline.models`` (``SPECS``) and read on first use; another connector passes its
+own to ``register``.
 """
 
 from __future__ import annotations
@@ -59,10 +61,27 @@ class LinkTable:
 TableSpec = EntityTable | LinkTable
 
 _REGISTRY: dict[str, TableSpec] = {}
+_BUILTINS_LOADED = False
+
+
+def _with_builtins() -> dict[str, TableSpec]:
+    """The registry, with the built-in unified tables (``pipeline.models.SPECS``: the catalogue,
+    images and production schemas) first, read the first time any spec is asked for."""
+    global _BUILTINS_LOADED
+    if not _BUILTINS_LOADED:
+        from pipeline.models import SPECS  # the models import this module: read them lazily
+
+        others = dict(_REGISTRY)
+        _REGISTRY.clear()
+        _REGISTRY.update({spec.name: spec for spec in SPECS})
+        _REGISTRY.update(others)
+        _BUILTINS_LOADED = True
+    return _REGISTRY
 
 
 def register(*specs: TableSpec) -> None:
-    """Add specs in dependency order (parents before children)."""
+    """Add specs in dependency order (parents before children): a plugin's own tables, after the
+    built-in ones."""
     for spec in specs:
         _REGISTRY[spec.name] = spec
 
@@ -70,12 +89,12 @@ def register(*specs: TableSpec) -> None:
 def unregister(*names: str) -> None:
     """Drop specs (a plugin or a test that registered its own tables and is done with them)."""
     for name in names:
-        _REGISTRY.pop(name, None)
+        _with_builtins().pop(name, None)
 
 
 def spec(name: str) -> TableSpec:
     try:
-        return _REGISTRY[name]
+        return _with_builtins()[name]
     except KeyError:
         raise KeyError(
             f"no table spec registered for {name!r}; register it with pipeline.tables.register "
@@ -85,4 +104,4 @@ def spec(name: str) -> TableSpec:
 
 def registered() -> list[TableSpec]:
     """All specs, parents first."""
-    return list(_REGISTRY.values())
+    return list(_with_builtins().values())

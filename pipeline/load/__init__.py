@@ -21,7 +21,6 @@ writes), ``deletes`` (late references, soft deletes), ``staging`` (one connectio
 and first-load flags), ``plans`` (staging layouts, quoting, merge SQL), ``hashing``, ``counts``.
 """
 
-import pipeline.models  # noqa: F401  (registers every unified table spec the loader needs)
 from pipeline.load.counts import LoadCounts
 from pipeline.load.deletes import delete_ids, resolve_refs, soft_delete
 from pipeline.load.hashing import raw_hash, row_hash, strip_paths

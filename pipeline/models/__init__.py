@@ -1,9 +1,11 @@
-"""SQLModel mirror of the unified tables, and their load specs registered in ``pipeline.tables``.
-
-Importing this package registers every unified table; add a schema's module to the import list.
-The order of imports is the order of registration (parents before children across schemas too).
+"""SQLModel mirror of the unified tables, and their load specs (``SPECS``, in dependency order:
+parents before children across schemas too), which ``pipeline.tables`` reads on first use.
+Add a schema's module here, its specs to ``SPECS``.
 """
 
 from pipeline.models import catalog, images, production
+from pipeline.tables import TableSpec
 
-__all__ = ["catalog", "images", "production"]
+SPECS: tuple[TableSpec, ...] = (*catalog.SPECS, *images.SPECS, *production.SPECS)
+
+__all__ = ["SPECS", "catalog", "images", "production"]

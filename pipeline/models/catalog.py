@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from pipeline.tables import COMMON_COLUMNS, EntityTable, LinkTable, Ref, register
+from pipeline.tables import COMMON_COLUMNS, EntityTable, LinkTable, Ref
 
 SCHEMA = "catalog"
 
@@ -384,5 +384,3 @@ SPECS: tuple[EntityTable | LinkTable, ...] = (
     entity_spec(CharacterVoice, MEDIA_CHARACTER_REF, PERSON_REF),
     entity_spec(NextEpisode, MEDIA_REF),
 )
-
-register(*SPECS)

@@ -23,7 +23,7 @@ from pipeline.models.catalog import (
     entity_spec,
     link_spec,
 )
-from pipeline.tables import EntityTable, Ref, register
+from pipeline.tables import EntityTable, Ref
 
 VOLATILE_IMAGE_COLUMNS = ("url", "url_expires_at")
 
@@ -126,5 +126,3 @@ SPECS = (
     link_spec(ImageCharacter, IMAGE_REF, CHARACTER_REF),
     link_spec(ImageTag, IMAGE_REF, TAG_REF),
 )
-
-register(*SPECS)

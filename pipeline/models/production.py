@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from pipeline.models.catalog import EntityRow, LinkRow, TimestampTZ, entity_spec, link_spec
-from pipeline.tables import EntityTable, LinkTable, Ref, register
+from pipeline.tables import EntityTable, LinkTable, Ref
 
 SCHEMA = "production"
 Day = date  # the time_spents.date column would shadow the type inside its class
@@ -485,5 +485,3 @@ SPECS = (
     _entity(ScheduleItem, PROJECT_REF, TASK_TYPE_REF),
     _entity(Milestone, PROJECT_REF, TASK_TYPE_REF),
 )
-
-register(*SPECS)

@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-import pipeline.models  # noqa: F401  (registers the table specs)
 from pipeline import tables as table_specs
 from pipeline.sandbox.server import FAST_OPTIONS, Sandbox, _toml, start_sandbox, write_config
 from pipeline.settings import Settings, load_settings

@@ -15,7 +15,6 @@ import asyncpg
 import orjson
 import pytest
 
-import pipeline.models  # noqa: F401  (registers the catalogue's table specs)
 from pipeline.load import Loader
 from pipeline.records import Batch
 

@@ -9,7 +9,6 @@ from typing import Any
 import asyncpg
 import pytest
 
-import pipeline.models  # noqa: F401  (the unified table specs compared below)
 from pipeline import tables
 from pipeline.replay import replay
 from pipeline.runner import run_sync

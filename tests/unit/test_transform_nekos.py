@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-import pipeline.models  # noqa: F401 - registers the table specs
 from pipeline import tables
 from pipeline.errors import ContractError
 from pipeline.load import raw_hash, row_hash
