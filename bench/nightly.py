@@ -197,8 +197,8 @@ def rows_for(source: str, found: dict[str, Any]) -> list[dict[str, Any]]:
                 round(request_ratio, 4),
                 f"<= {KITSU_TARGET}",
                 request_ratio <= KITSU_TARGET,
-                "anime, manga, categories, mappings, characters re-scanned; episodes walked to the "
-                f"watermark; per stream: {found['per_stream']}",
+                "anime, manga, categories re-scanned; episodes, mappings, characters and the join "
+                f"resources walked to their watermark; per stream: {found['per_stream']}",
             ),
             row(name, "seconds nightly / full", round(seconds_ratio, 4), "reference", True, ""),
         ]
