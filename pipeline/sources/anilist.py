@@ -407,11 +407,7 @@ class AniListStream(StreamBase):
         paginator = self.paginator(part.variables, page=number)
         probed = part.undated
         async for fetched in drive(paginator, self._post, start=number):
-            number, doc, nbytes = (
-                fetched.key if fetched.key is not None else number,
-                fetched.doc,
-                fetched.nbytes,
-            )
+            number, doc, nbytes = fetched.number, fetched.doc, fetched.nbytes
             media = media_of(doc)
             outcome = "more"
             if part.undated:  # keep the undated head of the sort; the first dated work ends the walk
@@ -438,11 +434,7 @@ class AniListStream(StreamBase):
         newest: int | None = None
         number, kept = 0, 0
         async for fetched in drive(paginator, self._post, start=1):
-            number, doc, nbytes = (
-                fetched.key if fetched.key is not None else number,
-                fetched.doc,
-                fetched.nbytes,
-            )
+            number, doc, nbytes = fetched.number, fetched.doc, fetched.nbytes
             media = media_of(doc)
             stamps = [t for m in media if (t := updated_at(m)) is not None]
             if stamps and newest is None:

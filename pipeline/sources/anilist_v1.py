@@ -33,7 +33,6 @@ from pipeline.pagination import PageRequest, ShortPagePaginator
 from pipeline.settings import SourceSettings
 from pipeline.sources.common import (
     StreamBase,
-    aenumerate,
     check_resource,
     completed,
     drive,
@@ -119,10 +118,8 @@ class AniListV1Stream(StreamBase):
         )
         mine: set[str] = set()
         last_id: int | None = None
-        pages = drive(paginator, self._get, start=start, keyed=keyed)
-        async for number, fetched in aenumerate(pages, start):
-            doc = fetched.doc
-            items = paginator.items(doc)
+        async for fetched in drive(paginator, self._get, start=start, keyed=keyed):
+            number, doc, items = fetched.number, fetched.doc, fetched.items or []
             ids = [s.get("id") for s in items if isinstance(s, Mapping)]
             numeric = [i for i in ids if isinstance(i, int)]
             keys = {str(i) for i in ids if i is not None}

@@ -66,13 +66,19 @@ async def completed(items: Iterable[T], fetch: Callable[[T], Awaitable[R]], widt
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """One page the driver read: its key (``None`` on an unkeyed pass), body, size and request."""
+    """One page the driver read: its number in the pass (counting from ``start``), its key (the
+    number; ``None`` on an unkeyed pass), body, size and request."""
 
-    key: int | None
+    number: int
+    keyed: bool
     doc: Any
     nbytes: int
     request: PageRequest
     items: list[Any] | None = None  # what the paginator read off the page (None: a planned page)
+
+    @property
+    def key(self) -> int | None:
+        return self.number if self.keyed else None
 
 
 Getter = Callable[[PageRequest], Awaitable[tuple[Any, int]]]
@@ -87,7 +93,7 @@ async def drive(
     start: int = 0,
     keyed: bool = True,
     follow: bool = False,
-    opened: Fetched | None = None,
+    opened: bool = False,
 ) -> AsyncIterator[Fetched]:
     """Every page of one listing pass (see the module docstring); keys count up from ``start``.
 
@@ -96,14 +102,14 @@ async def drive(
     ``committed`` keys are not yielded again (nor fetched, when planned). With ``keyed = False``
     (a re-read pass whose progress is already committed) every page is read and yielded unkeyed.
     ``follow = True`` never plans (a walk that stops early: newest-first to a watermark).
-    ``opened``: the first page, already read (and given to the paginator) by the caller.
+    ``opened``: the caller already read the first page and gave it to the paginator.
     """
-    if opened is None:
+    if not opened:
         request = paginator.first_request()
         doc, nbytes = await get(request)
         items = paginator.update(doc)
         if not keyed or start not in committed:
-            yield Fetched(start if keyed else None, doc, nbytes, request, items)
+            yield Fetched(start, keyed, doc, nbytes, request, items)
     plan = None if follow else getattr(paginator, "plan", None)
     if plan is not None and getattr(paginator, "total", None) is not None:
         planned: list[PageRequest] = plan()
@@ -115,7 +121,7 @@ async def drive(
         async def fetch(item: tuple[int, PageRequest]) -> Fetched:
             number, planned_request = item
             body, size = await get(planned_request)
-            return Fetched(number if keyed else None, body, size, planned_request)
+            return Fetched(number, keyed, body, size, planned_request)
 
         async for fetched in completed(todo, fetch, width):
             yield fetched
@@ -127,7 +133,7 @@ async def drive(
         doc, nbytes = await get(request)
         items = paginator.update(doc)
         if not keyed or number not in committed:
-            yield Fetched(number if keyed else None, doc, nbytes, request, items)
+            yield Fetched(number, keyed, doc, nbytes, request, items)
 
 
 async def still_there(
@@ -147,14 +153,6 @@ async def still_there(
 
     answered = [ident async for ident in completed(list(ids), probe, width)]
     return tuple(ident for ident in answered if ident is not None)
-
-
-async def aenumerate(items: AsyncIterator[T], start: int = 0) -> AsyncIterator[tuple[int, T]]:
-    """``enumerate`` for an async iterator."""
-    number = start
-    async for item in items:
-        yield number, item
-        number += 1
 
 
 def auth_identity(source: SourceSettings, *, enabled: bool = True) -> str:

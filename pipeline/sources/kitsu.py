@@ -62,7 +62,6 @@ from pipeline.log import get_logger
 from pipeline.pagination import JsonApiPaginator, PageRequest
 from pipeline.settings import OAuthPasswordAuth, SourceSettings
 from pipeline.sources.common import (
-    Fetched,
     StreamBase,
     auth_identity,
     check_resource,
@@ -233,7 +232,7 @@ class KitsuStream(StreamBase):
         previous: datetime | None = None
         try:
             async for fetched in drive(paginator, self._get, keyed=False, follow=True):
-                records = paginator.items(fetched.doc)
+                records = fetched.items or []
                 stamps = [updated_at(r) for r in records]
                 if number < SORT_PROBE_PAGES and not newest_first(stamps, previous):
                     log.warning(
@@ -249,9 +248,7 @@ class KitsuStream(StreamBase):
                     newest = max(known)
                 number += 1
                 older = any(t < since for t in known)
-                capped = paginator.capped or (
-                    self.source.max_pages is not None and number >= self.source.max_pages
-                )
+                capped = paginator.capped  # the page cap: max_pages, else derived from meta.count
                 done = len(records) < size or older or capped or not paginator.has_next
                 if capped and not older:
                     log.warning("kitsu_walk_capped", resource=self.resource, pages=number)
@@ -289,8 +286,7 @@ class KitsuStream(StreamBase):
         if 0 not in state.committed:
             yield Page(first, key=0, nbytes=nbytes, url=self._url(opening), total_hint=total)
         if total is None:  # no meta.count: walk links.next, one page at a time
-            opened = Fetched(0, first, nbytes, opening)
-            pages = drive(paginator, self._get, committed=state.committed, follow=True, opened=opened)
+            pages = drive(paginator, self._get, committed=state.committed, follow=True, opened=True)
             async for fetched in pages:
                 yield Page(
                     fetched.doc, key=fetched.key, nbytes=fetched.nbytes, url=self._url(fetched.request)
@@ -307,7 +303,6 @@ class KitsuStream(StreamBase):
         # until one pass sees a stable count, at most MAX_PASSES passes. A stable count can still
         # hide a delete plus an insert: the runner then looks every unseen record up by id.
         passes, stable = 0, False
-        opened = Fetched(0, first, nbytes, opening)
         while not stable and passes < MAX_PASSES:
             passes += 1
             first_pass = passes == 1
@@ -326,7 +321,7 @@ class KitsuStream(StreamBase):
                 committed=state.committed if first_pass else (),
                 width=self.width,
                 keyed=first_pass,
-                opened=opened,
+                opened=True,
             )
             async for fetched in pages:
                 hint = _count(fetched.doc)
@@ -342,7 +337,6 @@ class KitsuStream(StreamBase):
                 again, size = await self._get(opening)
                 total = _count(again) or max(counts)
                 paginator.total = total
-                opened = Fetched(None, again, size, opening)
                 yield Page(again, nbytes=size, url=self._url(opening))
         capped = paginator.capped
         complete = stable and not capped

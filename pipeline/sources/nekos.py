@@ -89,7 +89,7 @@ class NekosStream(StreamBase):
         pages = drive(paginator, self._get, committed=state.committed, width=self.source.max_in_flight)
         async for fetched in pages:
             requests += 1
-            n = fetched.key if fetched.key is not None else 0
+            n = fetched.number
             fresh = self._absorb(n, fetched.doc, seen, holders, suspects)
             url = fetched.request.full_url(self.source.base_url)
             hint = paginator.total or None
@@ -106,13 +106,15 @@ class NekosStream(StreamBase):
             for n in order:
                 if len(seen) >= total or requests >= budget:
                     break
-                body, nbytes = await self._fetch_page(n)
+                page = self._page(n)
+                body, nbytes = await self._get(page)
                 requests += 1
                 total = _total(body) or total
                 count = max(count, min(-(-total // self.limit), paginator.page_cap()))
                 fresh = self._absorb(n, body, seen, holders, suspects)
                 if fresh:
-                    yield Page(self._with(body, fresh), nbytes=nbytes, url=self._url(n))
+                    url = page.full_url(self.source.base_url)
+                    yield Page(self._with(body, fresh), nbytes=nbytes, url=url)
         complete = len(seen) >= total
         if not complete:
             log.warning("nekos_scan_incomplete", seen=len(seen), total=total, passes=passes)
@@ -155,9 +157,9 @@ class NekosStream(StreamBase):
     def _with(body: Any, records: list[Any]) -> dict[str, Any]:
         return {**body, "data": records}
 
-    def _url(self, n: int) -> str:
-        params = {"limit": self.limit, "offset": n * self.limit}
-        return PageRequest(self.path, params).full_url(self.source.base_url)
+    def _page(self, n: int) -> PageRequest:
+        """Page ``n`` of the listing (a re-read of one page)."""
+        return PageRequest(self.path, {"limit": self.limit, "offset": n * self.limit})
 
     async def _get(self, request: PageRequest) -> tuple[Any, int]:
         response = await self.client.request("GET", request.url, params=request.params, stats=self.stats)
@@ -168,9 +170,6 @@ class NekosStream(StreamBase):
             )
         page_items(response.data, self.resource)  # an error envelope names itself before paging on
         return response.data, response.nbytes
-
-    async def _fetch_page(self, n: int) -> tuple[Any, int]:
-        return await self._get(PageRequest(self.path, {"limit": self.limit, "offset": n * self.limit}))
 
 
 SPEC = ConnectorSpec(
