@@ -593,7 +593,7 @@ class _Routes:
         elif isinstance(item, StreamingLink):
             attributes = {"url": _stream_url(item), "subs": item.subs, "dubs": item.dubs}
             works["media"] = item.work
-            count = sum(1 for link in call.view.streaming_links if link.streamer == item.streamer)
+            count = call.view.streamer_links[item.streamer[0]]
             related["streamer"] = kitsu_render.streamer_resource(item.streamer, count, base)
         else:
             attributes = {"locale": item.locale}
@@ -680,11 +680,9 @@ class _Routes:
 
     def streamers(self, call: _Call, _: str) -> web.Response:
         page = jsonapi.parse_page(call.request, max_limit=None)  # ``paginator :unlimited``
-        counts: dict[int, int] = {}
-        for link in call.view.streaming_links:
-            counts[link.streamer[0]] = counts.get(link.streamer[0], 0) + 1
+        counts = call.view.streamer_links
         chunk = STREAMERS[page.offset : page.offset + page.limit]
-        rendered = [kitsu_render.streamer_resource(s, counts.get(s[0], 0), call.base) for s in chunk]
+        rendered = [kitsu_render.streamer_resource(s, counts[s[0]], call.base) for s in chunk]
         return call.listing(rendered, page, len(STREAMERS))
 
     def streamer_one(self, call: _Call, _: str) -> web.Response:
@@ -692,8 +690,9 @@ class _Routes:
         streamer = next((s for s in STREAMERS if s[0] == wanted), None)
         if streamer is None:
             raise jsonapi.not_found(str(wanted))
-        count = sum(1 for link in call.view.streaming_links if link.streamer[0] == wanted)
-        return call.single(kitsu_render.streamer_resource(streamer, count, call.base))
+        return call.single(
+            kitsu_render.streamer_resource(streamer, call.view.streamer_links[wanted], call.base)
+        )
 
 
 def _ordered(

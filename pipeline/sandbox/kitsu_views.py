@@ -106,6 +106,7 @@ class KitsuView:
     productions: list[Production] = field(default_factory=list)
     relations: list[Relation] = field(default_factory=list)
     streaming_links: list[StreamingLink] = field(default_factory=list)
+    streamer_links: Counter[int] = field(default_factory=Counter)  # streamer id → its links
     voices: list[Voice] = field(default_factory=list)
     episode_owners: list[Work] = field(default_factory=list)
     episode_prefix: list[int] = field(default_factory=list)
@@ -280,6 +281,7 @@ def _add_credits(view: KitsuView, world: World, work: Work, first_manga: int) ->
     for slot, (streamer, subs, dubs) in enumerate(streaming_of(work)):
         site = streamers.get(streamer, f"Streamer {streamer}")
         view.streaming_links.append(StreamingLink(credit_id(work, slot), work, (streamer, site), subs, dubs))
+        view.streamer_links[streamer] += 1
 
 
 def _add_voices(view: KitsuView, world: World, appearance: MediaCharacter) -> None:
