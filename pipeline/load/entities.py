@@ -67,9 +67,10 @@ async def upsert_entities(
 
 async def stored_hashes(st: Staging, table: str, ids: list[str]) -> dict[str, bytes | None]:
     """Stored content hashes of ``ids`` (None for soft-deleted rows, so they are rewritten)."""
-    rows = await st.conn.fetch(
-        f"SELECT source_id, CASE WHEN deleted_at IS NULL THEN content_hash END "
-        f"FROM {ident(table)} WHERE source = $1 AND source_id = ANY($2::text[])",
+    rows = await st.conn.fetch(  # index probes, as in ref_ids
+        f"SELECT k.source_id, t.hash FROM unnest($2::text[]) AS k(source_id) CROSS JOIN LATERAL "
+        f"(SELECT CASE WHEN deleted_at IS NULL THEN content_hash END AS hash FROM {ident(table)} "
+        f"WHERE source = $1 AND source_id = k.source_id LIMIT 1) AS t",
         st.source,
         ids,
     )
@@ -121,8 +122,12 @@ async def ref_ids(st: Staging, ref: Ref, keys: set[Any]) -> dict[str, int]:
     wanted = [k for k in keys if k is not None]
     if not wanted:
         return {}
+    # One unique-index probe per key, whatever the statistics say: ``source_id = ANY($2)`` planned
+    # on stale statistics (a table filled by this very scan) read every row of the source per
+    # batch, O(table) per batch and O(N²) per scan (measured: 0.3 ms → 560 ms a batch at 20k rows).
     rows = await st.conn.fetch(
-        f"SELECT source_id, id FROM {ident(ref.table)} WHERE source = $1 AND source_id = ANY($2::text[])",
+        f"SELECT k.source_id, t.id FROM unnest($2::text[]) AS k(source_id) CROSS JOIN LATERAL "
+        f"(SELECT id FROM {ident(ref.table)} WHERE source = $1 AND source_id = k.source_id LIMIT 1) AS t",
         st.source,
         wanted,
     )
