@@ -34,38 +34,139 @@ VANISHED_SHARE = 0.5  # a path carried by fewer records than this is optional, n
 MIN_RECORDS_FOR_VANISHED = 20  # a small incremental run proves nothing about absence
 
 
-def _walk(value: Any, prefix: str, depth: int, out: set[str]) -> None:
+_LEAVES = frozenset({str, int, float, bool, type(None)})  # JSON's scalars: nothing below them
+MEMO_LIMIT = 20_000  # path strings remembered; free-form maps keyed by ids clear them, no more
+
+
+class _Shapes:
+    """The path strings already built: ``prefix → {key: "prefix.key"}`` and ``prefix → "prefix[]"``.
+
+    A record's walk then builds no string it built before and calls itself only for dict and list
+    values, never for a scalar. The result is exactly ``_walk_plain``'s (the definition).
+    """
+
+    __slots__ = ("lists", "names", "size")
+
+    def __init__(self) -> None:
+        self.names: dict[str, dict[Any, str]] = {}
+        self.lists: dict[str, str] = {}
+        self.size = 0
+
+    def _full(self) -> None:
+        self.names.clear()
+        self.lists.clear()
+        self.size = 0
+
+    def walk(self, value: dict[Any, Any], prefix: str, depth: int, out: set[str]) -> None:
+        names = self.names.get(prefix)
+        if names is None:
+            names = self.names[prefix] = {}
+        add = out.add
+        for key, item in value.items():
+            path = names.get(key)
+            if path is None:
+                path = f"{prefix}.{key}" if prefix else str(key)
+                names[key] = path
+                self.size += 1
+                if self.size > MEMO_LIMIT:
+                    self._full()
+                    names = self.names[prefix] = {}
+            add(path)
+            if type(item) in _LEAVES:
+                continue
+            if isinstance(item, dict):
+                if depth + 1 < MAX_DEPTH:
+                    self.walk(item, path, depth + 1, out)
+            elif isinstance(item, list):
+                self.walk_list(item, path, depth + 1, out)
+
+    def walk_list(self, value: list[Any], prefix: str, depth: int, out: set[str]) -> None:
+        inner = self.lists.get(prefix)
+        if inner is None:
+            inner = self.lists[prefix] = f"{prefix}[]"
+            self.size += 1
+            if self.size > MEMO_LIMIT:
+                self._full()
+        for item in value[:LIST_ITEMS]:
+            if isinstance(item, dict):
+                if depth < MAX_DEPTH:
+                    self.walk(item, inner, depth, out)
+            elif isinstance(item, list):
+                self.walk_list(item, inner, depth, out)
+
+
+def _walk_plain(value: Any, prefix: str, depth: int, out: set[str]) -> None:
+    """The definition of a record's field paths (``_Shapes`` computes the same, faster)."""
     if isinstance(value, dict):
         if depth >= MAX_DEPTH:
             return
         for key, item in value.items():
             path = f"{prefix}.{key}" if prefix else str(key)
             out.add(path)
-            _walk(item, path, depth + 1, out)
+            _walk_plain(item, path, depth + 1, out)
     elif isinstance(value, list):
         for item in value[:LIST_ITEMS]:
             if isinstance(item, dict | list):
-                _walk(item, f"{prefix}[]", depth, out)
+                _walk_plain(item, f"{prefix}[]", depth, out)
 
 
-def field_paths(payload: Any) -> set[str]:
+_SHAPES = _Shapes()
+
+
+def field_paths(payload: Any, shapes: _Shapes | None = None) -> set[str]:
     """Every field path of one record (``a.b``, ``a.list[].c``), up to ``MAX_DEPTH`` keys deep."""
     out: set[str] = set()
-    _walk(payload, "", 0, out)
+    shapes = shapes or _SHAPES
+    if isinstance(payload, dict):
+        shapes.walk(payload, "", 0, out)
+    elif isinstance(payload, list):
+        shapes.walk_list(payload, "", 0, out)
     return out
+
+
+SHAPES_KEPT = 256  # distinct path sets counted as sets per resource before they are folded
 
 
 @dataclass(slots=True)
 class FieldTally:
-    """How many of a stream's records carried each field path, per resource."""
+    """How many of a stream's records carried each field path, per resource.
+
+    Records of a resource mostly carry one of a few path sets: each record's set is counted as a
+    whole (one hash of the set), and the sets are spread into per-path counts when read (or when a
+    resource has more than ``SHAPES_KEPT`` distinct ones, which keeps memory bounded).
+    """
 
     records: Counter[str] = field(default_factory=Counter)
-    paths: dict[str, Counter[str]] = field(default_factory=dict)
+    _sets: dict[str, dict[frozenset[str], int]] = field(default_factory=dict)
+    _folded: dict[str, Counter[str]] = field(default_factory=dict)
+    shapes: _Shapes = field(default_factory=_Shapes, repr=False)
 
     def absorb(self, raw: Iterable[RawRecord]) -> None:
+        shapes = self.shapes
         for record in raw:
-            self.records[record.resource] += 1
-            self.paths.setdefault(record.resource, Counter()).update(field_paths(record.payload))
+            resource = record.resource
+            self.records[resource] += 1
+            sets = self._sets.get(resource)
+            if sets is None:
+                sets = self._sets[resource] = {}
+            seen = frozenset(field_paths(record.payload, shapes))
+            sets[seen] = sets.get(seen, 0) + 1
+            if len(sets) > SHAPES_KEPT:
+                self._fold(resource)
+
+    def _fold(self, resource: str) -> Counter[str]:
+        counts = self._folded.setdefault(resource, Counter())
+        for seen, n in self._sets.pop(resource, {}).items():
+            for path in seen:
+                counts[path] += n
+        return counts
+
+    @property
+    def paths(self) -> dict[str, Counter[str]]:
+        """Per resource, how many records carried each path."""
+        for resource in list(self._sets):
+            self._fold(resource)
+        return self._folded
 
 
 @dataclass(frozen=True, slots=True)
