@@ -66,13 +66,14 @@ async def sync_ours(config: str, url: str, limit: int) -> dict[str, Any]:
 
     Run inside ``gcpolicy.batch_gc`` as ``pipeline sync`` does, unless ``BENCH_E2E_GC=default``.
     """
-    from pipeline import db, sources
+    from pipeline import db, sources, tables
     from pipeline.gcpolicy import batch_gc
     from pipeline.log import configure
     from pipeline.runner import run_sync
     from pipeline.settings import load_settings
 
     configure("warning")
+    tables.registered()  # imports the unified models (sqlmodel): imports are excluded on every side
     settings = load_settings(config)
     kitsu = settings.sources["kitsu"].model_copy(
         update={
