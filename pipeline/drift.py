@@ -42,7 +42,7 @@ class _Shapes:
     """The path strings already built: ``prefix → {key: "prefix.key"}`` and ``prefix → "prefix[]"``.
 
     A record's walk then builds no string it built before and calls itself only for dict and list
-    values, never for a scalar. The result is exactly ``_walk_plain``'s (the definition).
+    values, never for a scalar (tests hold it to the plain recursive walk).
     """
 
     __slots__ = ("lists", "names", "size")
@@ -95,21 +95,6 @@ class _Shapes:
                 self.walk_list(item, inner, depth, out)
 
 
-def _walk_plain(value: Any, prefix: str, depth: int, out: set[str]) -> None:
-    """The definition of a record's field paths (``_Shapes`` computes the same, faster)."""
-    if isinstance(value, dict):
-        if depth >= MAX_DEPTH:
-            return
-        for key, item in value.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            out.add(path)
-            _walk_plain(item, path, depth + 1, out)
-    elif isinstance(value, list):
-        for item in value[:LIST_ITEMS]:
-            if isinstance(item, dict | list):
-                _walk_plain(item, f"{prefix}[]", depth, out)
-
-
 _SHAPES = _Shapes()
 
 
@@ -154,12 +139,11 @@ class FieldTally:
             if len(sets) > SHAPES_KEPT:
                 self._fold(resource)
 
-    def _fold(self, resource: str) -> Counter[str]:
+    def _fold(self, resource: str) -> None:
         counts = self._folded.setdefault(resource, Counter())
         for seen, n in self._sets.pop(resource, {}).items():
             for path in seen:
                 counts[path] += n
-        return counts
 
     @property
     def paths(self) -> dict[str, Counter[str]]:
