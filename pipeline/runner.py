@@ -34,7 +34,7 @@ from typing import Any
 
 import asyncpg
 
-from pipeline import checkpoints, drift, locks, runs
+from pipeline import checkpoints, drift, locks, runs, tables
 from pipeline.budget import SharedBudget
 from pipeline.checkpoints import Tracker
 from pipeline.clock import SystemClock
@@ -729,6 +729,9 @@ async def run_sources(
 ) -> list[StreamResult]:
     """Sources concurrently, each source's resources in order; failures stay inside their stream."""
     results: list[StreamResult] = []
+    # Import the unified models before any source sends a request: an import is synchronous, and
+    # one inside a running stream holds every other stream's due rate slots with it.
+    tables.registered()
 
     async def one_source(src: SourceSettings, resources: list[str]) -> None:
         try:

@@ -53,6 +53,10 @@ class Loader:
         self._written: dict[str, int] = {}
         self._analyzed: dict[str, int] = {}
         self.analyzed = 0  # ANALYZE statements run (tests, benchmarks)
+        # The unified models (sqlmodel classes) are imported here, before the stream's first
+        # request: imported inside the first load they held the event loop for a second or more,
+        # and every rate slot that fell due meanwhile was lost.
+        tables.registered()
 
     @property
     def conn(self) -> asyncpg.Connection:
