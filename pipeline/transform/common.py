@@ -424,7 +424,7 @@ class PageBuilder:
         self.batch.rejects.append(Reject(resource, source_id, payload, error))
 
     def add(self, table: str, row: Row) -> None:
-        key = (table, row["source_id"]) if "source_id" in row else (table, tuple(sorted(row.items())))
+        key = (table, row["source_id"]) if "source_id" in row else (table, frozenset(row.items()))
         if key not in self._keys:
             self._keys.add(key)
             self.batch.add(table, row)

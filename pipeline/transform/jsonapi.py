@@ -28,19 +28,34 @@ Identifier = tuple[str, str]
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
+_TYPES: dict[str, str] = {}  # type name as sent → normalised: a page names a handful of types
+_TYPES_KEPT = 1024
+
+
 def normalise_type(value: str) -> str:
     """``mediaCharacters`` / ``media_characters`` → ``media-characters``."""
-    return _CAMEL_BOUNDARY.sub("-", value).replace("_", "-").lower()
+    found = _TYPES.get(value)
+    if found is None:
+        found = _CAMEL_BOUNDARY.sub("-", value).replace("_", "-").lower()
+        if len(_TYPES) < _TYPES_KEPT:
+            _TYPES[value] = found
+    return found
 
 
 def identify(resource: Any) -> Identifier:
     """The (normalised type, id) of a resource or resource identifier."""
-    if not isinstance(resource, Mapping):
+    # A parsed page holds plain dicts: test for one first, the Mapping ABC check costs more.
+    if type(resource) is not dict and not isinstance(resource, Mapping):
         raise SkippableRecordError(f"resource {resource!r}: expected an object with type and id")
     kind, ident = resource.get("type"), resource.get("id")
-    if not isinstance(kind, str) or not kind or isinstance(ident, bool) or not isinstance(ident, str | int):
+    if isinstance(ident, str):
+        text = ident.strip()
+    elif isinstance(ident, int) and not isinstance(ident, bool):
+        text = str(ident)
+    else:
+        text = None
+    if not isinstance(kind, str) or not kind or text is None:
         raise SkippableRecordError(f"resource type={kind!r} id={ident!r}: a JSON:API resource needs both")
-    text = str(ident).strip()
     if not text:
         raise SkippableRecordError(f"resource type={kind!r}: empty id")
     return normalise_type(kind), text

@@ -557,12 +557,12 @@ def stream_page(payload: Any, resource: str, streamer_names: Mapping[str, str] |
         payload = {**payload, "included": []}  # nothing to keep or look up: skip indexing them
     known = {("streamers", sid): _streamer(sid, name) for sid, name in (streamer_names or {}).items()}
     batch = transform_document(payload, resource, keep or NOTHING, known)
-    for i, record in enumerate(batch.raw):
+    for record in batch.raw:  # the page's own records, made here: re-keyed in place
         if record.resource in MEDIA_TYPES:
-            batch.raw[i] = replace(record, source_id=media_key(record.resource, record.source_id))
-    for i, reject in enumerate(batch.rejects):
+            record.source_id = media_key(record.resource, record.source_id)
+    for reject in batch.rejects:
         if reject.resource in MEDIA_TYPES and reject.source_id is not None:
-            batch.rejects[i] = replace(reject, source_id=media_key(reject.resource, reject.source_id))
+            reject.source_id = media_key(reject.resource, reject.source_id)
     return batch
 
 

@@ -78,3 +78,44 @@ def test_volatile_change_keeps_the_hash_and_the_text_is_stored_whole() -> None:
     assert d1 == d2
     assert t1 != t2
     assert orjson.loads(t2) == two
+
+
+def test_the_poison_screen_and_the_loader_share_one_serialisation(monkeypatch: Any) -> None:
+    """The screen encodes each raw payload as raw.records stores it; the loader's digest reuses it."""
+    from pipeline.load import hashing
+    from pipeline.load.poison import screen
+    from pipeline.records import Batch
+
+    calls: list[Any] = []
+    real = orjson.dumps
+
+    class Counting:
+        JSONEncodeError = orjson.JSONEncodeError
+
+        @staticmethod
+        def dumps(value: Any, *args: Any, **kwargs: Any) -> bytes:
+            calls.append(value)
+            return real(value, *args, **kwargs)
+
+    monkeypatch.setattr(hashing, "orjson", Counting)
+    payloads = [{"id": "1", "attributes": {"b": 2, "a": "x"}}, {"id": "2", "z": [1, {"y": None}]}]
+    batch = Batch(raw=[RawRecord("anime", p["id"], p) for p in payloads])
+    kept = screen(batch, "kitsu", "http://127.0.0.1/api/anime")
+    assert len(calls) == 2
+    assert len(kept.raw) == 2
+    for record, payload in zip(kept.raw, payloads, strict=True):
+        digest, text = raw_digest(record)
+        assert text == real(payload, option=HASH_OPTS)  # the stored bytes: sorted, compact
+        assert digest == blake(text)
+    assert len(calls) == 2  # the loader serialised nothing again
+
+
+def test_the_screen_still_refuses_a_nul_from_the_shared_encoding() -> None:
+    from pipeline.load.poison import screen
+    from pipeline.records import Batch
+
+    batch = Batch(raw=[RawRecord("anime", "1", {"t": "a\x00b"}), RawRecord("anime", "2", {"t": "ok"})])
+    kept = screen(batch, "kitsu", None)
+    assert [r.source_id for r in kept.raw] == ["2"]
+    assert len(kept.rejects) == 1
+    assert "NUL" in kept.rejects[0].error
