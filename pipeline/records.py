@@ -26,9 +26,6 @@ class RawRecord:
     # Top-level keys (or dotted paths, e.g. "meta.expires") left out of the content hash
     # because the API changes them on every call.
     volatile: tuple[str, ...] = ()
-    # The payload as raw.records stores it (``hashing.raw_text``), made once: the poison screen's
-    # encoding is the loader's. Set by whoever serialises first; the payload is not changed after.
-    encoded: bytes | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)

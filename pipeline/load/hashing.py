@@ -47,12 +47,8 @@ def raw_hash(record: RawRecord) -> tuple[bytes, str]:
 
 
 def raw_text(record: RawRecord) -> bytes:
-    """The payload as raw.records stores it: orjson, sorted keys (the same bytes every run).
-
-    Serialised once per record: the poison screen's encoding is kept on it for the loader."""
-    if record.encoded is None:
-        record.encoded = orjson.dumps(record.payload, option=HASH_OPTS, default=json_default)
-    return record.encoded
+    """The payload as raw.records stores it: orjson, sorted keys (the same bytes every run)."""
+    return orjson.dumps(record.payload, option=HASH_OPTS, default=json_default)
 
 
 def raw_digest(record: RawRecord) -> tuple[bytes, bytes]:

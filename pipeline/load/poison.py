@@ -20,8 +20,8 @@ from typing import Any
 import orjson
 
 from pipeline import tables
-from pipeline.load.hashing import json_default, raw_text
-from pipeline.records import Batch, RawRecord, Reject
+from pipeline.load.hashing import json_default
+from pipeline.records import Batch, Reject
 from pipeline.tables import LinkTable
 
 NUL_ESCAPE = b"\\u0000"
@@ -32,22 +32,7 @@ def refusal(value: Any) -> str | None:
     try:
         encoded = orjson.dumps(value, default=json_default)
     except (orjson.JSONEncodeError, RecursionError) as exc:
-        return _why(None, exc)
-    return _why(encoded, None)
-
-
-def raw_refusal(record: RawRecord) -> str | None:
-    """``refusal`` of a raw record's payload, from the text the loader stores (kept on the record)."""
-    try:
-        encoded = raw_text(record)
-    except (orjson.JSONEncodeError, RecursionError) as exc:
-        return _why(None, exc)
-    return _why(encoded, None)
-
-
-def _why(encoded: bytes | None, error: Exception | None) -> str | None:
-    if encoded is None:
-        return f"cannot be encoded as JSON ({error}); nesting deeper than 254 levels is refused"
+        return f"cannot be encoded as JSON ({exc}); nesting deeper than 254 levels is refused"
     if NUL_ESCAPE in encoded:
         return "holds a NUL character (\\u0000), which PostgreSQL text and jsonb cannot store"
     return None
@@ -57,7 +42,7 @@ def screen(batch: Batch, source: str, url: str | None) -> Batch:
     """``batch`` without its poison records (and their rows), each turned into a ``Reject``."""
     poison: dict[tuple[str, str], str] = {}
     for record in batch.raw:
-        why = raw_refusal(record)
+        why = refusal(record.payload)
         if why is not None:
             poison[(record.resource, str(record.source_id))] = why
     if not poison:
