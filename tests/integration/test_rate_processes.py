@@ -30,7 +30,7 @@ async def child(db_url: str, base_url: str, name: str, in_flight: int) -> dict[s
         "-m",
         "bench.rate_worker",
         *args,
-        "shared",
+        "one-rate-group",  # the rate group every child draws from
         cwd=ROOT,
         env=dict(os.environ),
         stdout=asyncio.subprocess.PIPE,
