@@ -109,6 +109,53 @@ async def scratch_database(prefix: str, *, migrate: bool = True) -> AsyncIterato
 
 
 # -- processes --------------------------------------------------------------------------------------
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) process ``pid`` has used so far, or None if it cannot be read."""
+    import psutil
+
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return None
+    return float(times.user + times.system)
+
+
+async def postmaster_pid(url: str) -> int | None:
+    """The PostgreSQL server's postmaster, when it runs on this machine and can be read (else None)."""
+    import psutil
+
+    conn = await asyncpg.connect(url)
+    try:
+        backend = int(await conn.fetchval("SELECT pg_backend_pid()"))
+        process = psutil.Process(backend)  # read while the backend lives
+        parent = process.parent() if "postgres" in process.name() else None
+    except psutil.Error:
+        return None  # another machine (the pid means nothing here), or no right to read it
+    finally:
+        await conn.close()
+    return parent.pid if parent is not None else None
+
+
+def server_cpu(postmaster: int | None) -> float | None:
+    """CPU seconds of a PostgreSQL server so far: the postmaster, its live processes and every backend
+    that has exited (the postmaster reaps them, so their time is in its children's times)."""
+    import psutil
+
+    if postmaster is None:
+        return None
+    try:
+        main = psutil.Process(postmaster)
+        times = main.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in main.children():
+            with contextlib.suppress(psutil.Error):
+                t = child.cpu_times()
+                total += t.user + t.system
+    except psutil.Error:
+        return None
+    return float(total)
+
+
 class BenchServer:
     """``python -m bench.servers.<name> ARGS`` in its own process; ``info`` is its ready message."""
 

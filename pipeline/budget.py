@@ -5,7 +5,9 @@ A *rate group* is the API host plus a hash of the credential identity (``host|id
 next free send moment (GCRA with no burst: each reservation is ``spacing`` after the previous one),
 the pause a 429 asked for, the hold a ``Remaining``/``Reset`` header asked for, and the in-flight
 leases. ``etl.rate_take`` (migration 011) reserves in one statement, so a request costs one round
-trip on the request's path; when the rate is high (``batch_size``) and several requests of the
+trip on the request's path (every statement goes over one connection the budget holds from its
+first statement to ``close()``: taking one from the pool each time would add the pool's reset
+statement); when the rate is high (``batch_size``) and several requests of the
 process wait, one statement takes a batch of consecutive slots for all of them. Each slot holds its
 own lease, which expires after the request's timeout, so a crashed holder leaks at most the slots
 and leases it held (one batch). A finished request's lease is carried back by the process's next
@@ -39,9 +41,11 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+from asyncpg.exceptions import InternalClientError, OperatorInterventionError
 
 from pipeline.clock import Clock
 from pipeline.errors import DeferredError, ViolationBudgetError
@@ -58,6 +62,15 @@ BATCH_SPAN_SECONDS = 0.1  # a batch of slots never spans more of the group's tim
 MAX_BATCH = 16
 CAP_LEAD_SECONDS = 0.05  # a process waiting on a full cap asks again this long before the slot
 _IDENTITY_NAMESPACE = b"pipeline.rate_group:"
+# A held connection that fails like this is gone (server restart, terminated backend, broken socket):
+# the statement is sent once more on a fresh connection.
+_LOST = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    InternalClientError,
+    OperatorInterventionError,
+)
 
 
 def identity_of(source: SourceSettings) -> str:
@@ -138,6 +151,11 @@ class SharedBudget:
         late_tolerance: float | None = None,
     ) -> None:
         self.pool = pool
+        # The budget's own connection, taken at its first statement and held until close(): a
+        # statement per request through pool.acquire() would pay the pool's reset statement (a
+        # second round trip) and its bookkeeping on every request.
+        self._conn: asyncpg.Connection | None = None
+        self._conn_lock = asyncio.Lock()  # one statement at a time on it
         self.source = source
         self.group = group_of(source)
         self.run_id = run_id
@@ -218,22 +236,24 @@ class SharedBudget:
         max_wait = self.source.max_wait_seconds
         while True:
             prefix = f"{self._token}:{next(self._ids)}"
-            release, self._pending = self._pending, []
-            t0 = self._clock.monotonic()
-            async with self.pool.acquire() as conn:
-                row = await conn.fetchrow(
-                    "SELECT * FROM etl.rate_take($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+
+            def arguments(prefix: str = prefix) -> tuple[object, ...]:
+                return (
                     self.group,
                     self.spacing,
                     self.cap,
                     prefix,
                     count,
                     self.lease_ttl,
-                    release,
+                    self._take_pending(),
                     max_wait,
                     late_slot,
                     self._db_time() if self._db_time else None,
                 )
+
+            row, t0 = await self._statement(
+                "fetchrow", "SELECT * FROM etl.rate_take($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", arguments
+            )
             t1 = self._clock.monotonic()
             self.round_trips += 1
             assert row is not None
@@ -304,11 +324,11 @@ class SharedBudget:
 
     async def _give_back(self, lease: str, slot: float) -> None:
         """Return one just-granted lease and its slot (the group's last) in one statement."""
-        release, self._pending = [*self._pending, lease], []
-        async with self.pool.acquire() as conn:
-            await conn.execute(
-                "SELECT etl.rate_release($1, $2, $3, $4)", self.group, release, slot, slot + self.spacing
-            )
+        await self._statement(
+            "execute",
+            "SELECT etl.rate_release($1, $2, $3, $4)",
+            lambda: (self.group, [*self._take_pending(), lease], slot, slot + self.spacing),
+        )
         self.releases += 1
 
     def _map(self, t0: float, t1: float, db_now: float) -> tuple[float, float]:
@@ -337,21 +357,21 @@ class SharedBudget:
 
     async def flush(self, *, unused: bool = False) -> None:
         """Give back every lease no statement carried back yet (and, at close, unused slots)."""
-        release, self._pending = self._pending, []
-        unused_from = unused_to = None
-        if unused and self._queue:
-            unused_from, unused_to = self._queue[0][0], self._queue[-1][0] + self.spacing
-            release += [lease for _, lease in self._queue]
-            self._queue.clear()
-        if not release:
+        if not self._pending and not (unused and self._queue):
             return
+
+        def arguments() -> tuple[object, ...]:
+            release, unused_from, unused_to = self._take_pending(), None, None
+            if unused and self._queue:
+                unused_from, unused_to = self._queue[0][0], self._queue[-1][0] + self.spacing
+                release += [lease for _, lease in self._queue]
+                self._queue.clear()
+            return self.group, release, unused_from, unused_to
+
         try:
-            async with self.pool.acquire() as conn:
-                await conn.execute(
-                    "SELECT etl.rate_release($1, $2, $3, $4)", self.group, release, unused_from, unused_to
-                )
+            await self._statement("execute", "SELECT etl.rate_release($1, $2, $3, $4)", arguments)
             self.releases += 1
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (*_LOST, asyncpg.PostgresError) as exc:
             # The leases expire by themselves after lease_ttl: a lost release costs capacity, not safety.
             log.warning("rate_release_failed", group=self.group, error=type(exc).__name__)
 
@@ -361,7 +381,51 @@ class SharedBudget:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
             self._flusher = None
-        await self.flush(unused=True)
+        try:
+            await self.flush(unused=True)
+        finally:
+            async with self._conn_lock:  # never under a statement still running
+                await self._drop()
+
+    def _take_pending(self) -> list[str]:
+        """The finished leases not carried back yet: they ride along with the statement being sent."""
+        release, self._pending = self._pending, []
+        return release
+
+    async def _statement(
+        self, method: str, sql: str, arguments: Callable[[], tuple[object, ...]]
+    ) -> tuple[Any, float]:
+        """Run one statement on the held connection: (its answer, the local moment it was sent).
+
+        ``arguments`` is called once, when the statement is about to go (so the leases it carries
+        back are the latest). A statement that fails or is cancelled hands the connection back to
+        the pool, which resets or replaces it; one that fails because a held connection was lost is
+        sent once more on a fresh one (a lost answer leaks at most that statement's slots and
+        leases, which expire by themselves).
+        """
+        async with self._conn_lock:
+            values = arguments()
+            while True:
+                fresh = self._conn is None
+                if self._conn is None:
+                    self._conn = await self.pool.acquire()
+                started = self._clock.monotonic()
+                try:
+                    return await getattr(self._conn, method)(sql, *values), started
+                except _LOST as exc:
+                    await self._drop()
+                    if fresh:
+                        raise
+                    log.info("rate_budget_reconnect", group=self.group, error=type(exc).__name__)
+                except BaseException:
+                    await self._drop()
+                    raise
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await self.pool.release(conn)
 
     # ---------------------------------------------------------------------------------- feedback
 
@@ -374,50 +438,51 @@ class SharedBudget:
         await self._feedback(None, seconds)
 
     async def _feedback(self, pause: float | None, hold: float | None) -> None:
-        release, self._pending = self._pending, []  # finished leases ride along
-        async with self.pool.acquire() as conn:
-            await conn.execute(
-                "SELECT etl.rate_feedback($1, $2, $3, $4, $5)",
+        await self._statement(
+            "execute",
+            "SELECT etl.rate_feedback($1, $2, $3, $4, $5)",
+            lambda: (
                 self.group,
                 pause,
                 hold,
-                release,
+                self._take_pending(),  # finished leases ride along
                 self._db_time() if self._db_time else None,
-            )
+            ),
+        )
         self.feedbacks += 1
 
     async def record_violation(self, retry_after: float | None, pause_seconds: float) -> LedgerState:
         """Write a 429 to the ledger, pause the whole group, and return the window's count (one statement)."""
-        release, self._pending = self._pending, []
-        async with self.pool.acquire() as conn:
-            times = await conn.fetchval(
-                "SELECT etl.rate_violation($1, $2, $3, $4, $5, $6, $7, $8)",
+        # Sent again on a lost connection, a 429 may be counted twice: the ledger errs towards stopping.
+        times, _ = await self._statement(
+            "fetchval",
+            "SELECT etl.rate_violation($1, $2, $3, $4, $5, $6, $7, $8)",
+            lambda: (
                 self.group,
                 self.source.name,
                 self.run_id,
                 retry_after,
                 pause_seconds,
                 self.source.violation_window_seconds,
-                release,
+                self._take_pending(),
                 self._db_time() if self._db_time else None,
-            )
+            ),
+        )
         self.feedbacks += 1
         return self._state([float(t) for t in times])
 
     async def ledger(self) -> LedgerState:
-        async with self.pool.acquire() as conn:
-            return await self._ledger(conn, self._db_time() if self._db_time else None)
-
-    async def _ledger(self, conn: asyncpg.Connection, now: float | None) -> LedgerState:
-        window = self.source.violation_window_seconds
-        rows = await conn.fetch(
+        rows, _ = await self._statement(
+            "fetch",
             "WITH t AS (SELECT coalesce($3::double precision, extract(epoch FROM clock_timestamp())) AS now) "
             "SELECT extract(epoch FROM at)::double precision AS at FROM etl.rate_violations, t "
             "WHERE group_key = $1 AND extract(epoch FROM at) > t.now - $2 "
             "AND extract(epoch FROM at) <= t.now ORDER BY at",
-            self.group,
-            window,
-            now,
+            lambda: (
+                self.group,
+                self.source.violation_window_seconds,
+                self._db_time() if self._db_time else None,
+            ),
         )
         return self._state([float(r["at"]) for r in rows])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -35,8 +36,29 @@ def nekos(**overrides: Any) -> SourceSettings:
     return make_settings(**values)
 
 
+MADE: list[SharedBudget] = []  # every budget a test made: each holds a connection until closed
+
+
+async def close_made() -> None:
+    made, MADE[:] = list(MADE), []
+    for budget in made:
+        await budget.close()
+
+
+@pytest.fixture
+async def pool(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Pool]:
+    """The test's pool; the budgets a test made (and left open, as a crashed process) are closed before it."""
+    yield pool
+    await close_made()
+
+
+def made(budget: SharedBudget) -> SharedBudget:
+    MADE.append(budget)
+    return budget
+
+
 def budgets(pool: asyncpg.Pool, clock: VirtualClock, source: SourceSettings, n: int) -> list[SharedBudget]:
-    return [SharedBudget(pool, source, run_id=i + 1, clock=clock, db_time=clock.wall) for i in range(n)]
+    return [made(SharedBudget(pool, source, run_id=i + 1, clock=clock, db_time=clock.wall)) for i in range(n)]
 
 
 async def test_group_is_host_and_identity_never_the_secret() -> None:
@@ -158,8 +180,8 @@ async def test_a_late_wake_gives_the_slot_up(pool: asyncpg.Pool) -> None:
     """A process that wakes after its slot plus the tolerance reserves again instead of sending late."""
     clock = VirtualClock(idle_rounds=2000)
     source = nekos(max_in_flight=2)
-    late = SharedBudget(pool, source, 1, clock, db_time=clock.wall)
-    other = SharedBudget(pool, source, 2, clock, db_time=clock.wall)
+    late = made(SharedBudget(pool, source, 1, clock, db_time=clock.wall))
+    other = made(SharedBudget(pool, source, 2, clock, db_time=clock.wall))
     await other.reserve()  # the group's next slot is now 1.03 s away
     original_sleep = late._sleep_to_slot
 

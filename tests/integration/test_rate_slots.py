@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -18,9 +19,16 @@ import pytest
 
 from pipeline.budget import SharedBudget, batch_size
 from pipeline.clock import VirtualClock
-from tests.integration.test_rate_budget import nekos
+from tests.integration.test_rate_budget import close_made, made, nekos
 
 pytestmark = pytest.mark.db
+
+
+@pytest.fixture
+async def pool(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Pool]:
+    """The test's pool; the budgets a test made are closed before it (each holds a connection)."""
+    yield pool
+    await close_made()
 
 
 def fast(**overrides: Any) -> Any:
@@ -39,7 +47,7 @@ def fast(**overrides: Any) -> Any:
 
 
 def budget(pool: asyncpg.Pool, clock: VirtualClock, source: Any, run: int = 1) -> SharedBudget:
-    return SharedBudget(pool, source, run_id=run, clock=clock, db_time=clock.wall)
+    return made(SharedBudget(pool, source, run_id=run, clock=clock, db_time=clock.wall))
 
 
 async def leases(pool: asyncpg.Pool, group: str) -> dict[str, float]:
@@ -208,3 +216,42 @@ async def test_feedback_carries_finished_leases_in_one_statement(pool: asyncpg.P
     assert await leases(pool, shared.group) == {}
     hold = await pool.fetchval("SELECT hold_until FROM etl.rate_groups WHERE group_key = $1", shared.group)
     assert hold == pytest.approx(clock.wall() + 30.0)
+
+
+async def test_statements_share_one_held_connection_and_a_lost_one_is_replaced(pool: asyncpg.Pool) -> None:
+    """Every statement of a budget goes over one connection it holds (no pool acquire and reset per
+    request); when that connection dies (a server restart, a terminated backend) the statement is
+    sent again on a fresh one, and close() gives the connection back to the pool."""
+    clock = VirtualClock(idle_rounds=2000)
+    shared = budget(pool, clock, nekos(rate={"requests": 100, "per_seconds": 1.0}))
+    backends = set()
+    for _ in range(5):
+        reservation = await shared.reserve()
+        shared.release(reservation)
+        await shared.flush()
+        # The budget's backend: its last statement is the budget's own, not a pool's reset.
+        backends |= {
+            r[0]
+            for r in await pool.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND query LIKE 'SELECT etl.rate_%'"
+            )
+        }
+    assert len(backends) == 1
+    assert pool.get_size() - pool.get_idle_size() == 1  # held between statements
+    killed = await pool.fetchval(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    assert killed >= 1
+    reservation = await shared.reserve()  # sent again on a fresh connection from the pool
+    shared.release(reservation)
+    await shared.flush()
+    held = await pool.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND query LIKE 'SELECT etl.rate_%'"
+    )
+    assert held == 1 and pool.get_size() - pool.get_idle_size() == 1
+    await shared.close()
+    assert pool.get_idle_size() == pool.get_size()  # given back
+    assert await leases(pool, shared.group) == {}
