@@ -251,7 +251,8 @@ async def test_statements_share_one_held_connection_and_a_lost_one_is_replaced(p
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
         "AND pid <> pg_backend_pid() AND query LIKE 'SELECT etl.rate_%'"
     )
-    assert held == 1 and pool.get_size() - pool.get_idle_size() == 1
+    assert held == 1
+    assert pool.get_size() - pool.get_idle_size() == 1
     await shared.close()
     assert pool.get_idle_size() == pool.get_size()  # given back
     assert await leases(pool, shared.group) == {}
