@@ -424,7 +424,7 @@ class SharedBudget:
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            with contextlib.suppress(*_LOST, asyncpg.PostgresError):
                 await self.pool.release(conn)
 
     # ---------------------------------------------------------------------------------- feedback

@@ -15,16 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import dagster as dg
 import pytest
 
+from pipeline.dagster_assets import build_defs, stream_key
+from pipeline.orchestrate import rate_group
 from pipeline.sandbox import core as sandbox_core
 from tests import dbutil
 from tests.dagster.kit import ThreadSandbox, sandbox_settings, table_digests
-
-dg = pytest.importorskip("dagster", reason="the [dagster] extra is not installed (make dagster-test)")
-
-from pipeline.dagster_assets import build_defs, stream_key  # noqa: E402
-from pipeline.orchestrate import rate_group  # noqa: E402
 
 pytestmark = [pytest.mark.dagster, pytest.mark.db, pytest.mark.slow]
 

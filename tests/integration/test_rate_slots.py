@@ -50,6 +50,15 @@ def budget(pool: asyncpg.Pool, clock: VirtualClock, source: Any, run: int = 1) -
     return made(SharedBudget(pool, source, run_id=run, clock=clock, db_time=clock.wall))
 
 
+async def budget_backends(pool: asyncpg.Pool) -> set[int]:
+    """Backends of the test's database whose last statement was a budget's (not a pool's reset)."""
+    rows = await pool.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND query LIKE 'SELECT etl.rate_%'"
+    )
+    return {r[0] for r in rows}
+
+
 async def leases(pool: asyncpg.Pool, group: str) -> dict[str, float]:
     raw = await pool.fetchval("SELECT leases::text FROM etl.rate_groups WHERE group_key = $1", group)
     return dict(orjson.loads(raw)) if raw else {}
@@ -230,13 +239,7 @@ async def test_statements_share_one_held_connection_and_a_lost_one_is_replaced(p
         shared.release(reservation)
         await shared.flush()
         # The budget's backend: its last statement is the budget's own, not a pool's reset.
-        backends |= {
-            r[0]
-            for r in await pool.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND query LIKE 'SELECT etl.rate_%'"
-            )
-        }
+        backends |= await budget_backends(pool)
     assert len(backends) == 1
     assert pool.get_size() - pool.get_idle_size() == 1  # held between statements
     killed = await pool.fetchval(
@@ -247,11 +250,7 @@ async def test_statements_share_one_held_connection_and_a_lost_one_is_replaced(p
     reservation = await shared.reserve()  # sent again on a fresh connection from the pool
     shared.release(reservation)
     await shared.flush()
-    held = await pool.fetchval(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND pid <> pg_backend_pid() AND query LIKE 'SELECT etl.rate_%'"
-    )
-    assert held == 1
+    assert len(await budget_backends(pool)) == 1
     assert pool.get_size() - pool.get_idle_size() == 1
     await shared.close()
     assert pool.get_idle_size() == pool.get_size()  # given back
