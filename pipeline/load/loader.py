@@ -53,6 +53,7 @@ class Loader:
         self._written: dict[str, int] = {}
         self._analyzed: dict[str, int] = {}
         self.analyzed = 0  # ANALYZE statements run (tests, benchmarks)
+        self._index_columns: dict[str, list[str]] = {}  # per table, the columns its indexes cover
         # The unified models (sqlmodel classes) are imported here, before the stream's first
         # request: imported inside the first load they held the event loop for a second or more,
         # and every rate slot that fell due meanwhile was lost.
@@ -158,13 +159,37 @@ class Loader:
             try:
                 async with self.conn.transaction():
                     await self.conn.execute(f"SET LOCAL lock_timeout = '{ANALYZE_LOCK_TIMEOUT}'")
-                    await self.conn.execute(f"ANALYZE {ident(name)}")
+                    columns = await self._indexed_columns(name)
+                    listed = f" ({', '.join(ident(c) for c in columns)})" if columns else ""
+                    await self.conn.execute(f"ANALYZE {ident(name)}{listed}")
             except (asyncpg.LockNotAvailableError, asyncpg.InsufficientPrivilegeError):
                 self._written[name] = written  # busy or not ours: autovacuum's job, try later
                 continue
             self.analyzed += 1
             self._analyzed[name] = before + written
             self._written[name] = 0
+
+    async def _indexed_columns(self, table: str) -> list[str]:
+        """The columns ``table``'s indexes cover: what the loader's lookups, joins and conflict
+        checks go through, so the statistics that choose its plans' access paths. ANALYZE of these alone
+        still refreshes the row and page counts, costs a fraction of a full one (no statistics of
+        synopses and other long text: 550-700 ms → 145 ms on the load benchmark's 200k-row table,
+        where the four ANALYZEs of a first load took a sixth of its time) and, with a column list,
+        leaves the table's change counter alone, so autovacuum still analyzes every column for
+        users' queries."""
+        columns = self._index_columns.get(table)
+        if columns is None:
+            columns = [
+                r[0]
+                for r in await self.conn.fetch(
+                    "SELECT DISTINCT a.attname FROM pg_index i JOIN pg_attribute a "
+                    "ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) "
+                    "WHERE i.indrelid = $1::regclass ORDER BY 1",
+                    ident(table),
+                )
+            ]
+            self._index_columns[table] = columns
+        return columns
 
     async def _insert_rejects(self, batch: Batch) -> None:
         """Rejects with their payload: jsonb when it can hold it, else text (``load.poison``)."""
