@@ -137,6 +137,37 @@ class LedgerState:
     free_at: float | None
 
 
+class SlidingBounds:
+    """The largest lower and the smallest upper bound of the samples of the last ``window`` seconds.
+
+    Each ``add`` is O(1) amortised (a monotonic queue per bound: a sample that can no longer be the
+    extreme before it expires is dropped at once), where a max/min over every kept sample cost
+    ~0.2 ms per reservation at a thousand requests a second. Sample times must not decrease.
+    """
+
+    __slots__ = ("_highs", "_lows", "window")
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._lows: collections.deque[tuple[float, float]] = collections.deque()  # lower bounds, falling
+        self._highs: collections.deque[tuple[float, float]] = collections.deque()  # upper bounds, rising
+
+    def add(self, at: float, lower: float, upper: float) -> tuple[float, float]:
+        lows, highs = self._lows, self._highs
+        while lows and lows[-1][1] <= lower:
+            lows.pop()
+        lows.append((at, lower))
+        while highs and highs[-1][1] >= upper:
+            highs.pop()
+        highs.append((at, upper))
+        cutoff = at - self.window
+        while lows[0][0] < cutoff:
+            lows.popleft()
+        while highs[0][0] < cutoff:
+            highs.popleft()
+        return lows[0][1], highs[0][1]
+
+
 class SharedBudget:
     """The database side of one source's pacing: reserve, release, pause, hold, ledger."""
 
@@ -184,7 +215,7 @@ class SharedBudget:
         # A full cap is re-checked soon (a short request ends), then less and less often.
         self._first_poll = max(MIN_POLL_SECONDS, min(self.spacing / 20, MAX_POLL_SECONDS))
         self._cap_poll = self._first_poll
-        self._samples: collections.deque[tuple[float, float, float]] = collections.deque()
+        self._samples = SlidingBounds(OFFSET_WINDOW_SECONDS)  # clock-mapping answers
         self.round_trips = 0  # reservations (each on a request's path)
         self.releases = 0  # lease releases sent on their own (off the request path)
         self.cap_waits = 0  # reservations refused because the group's in-flight cap was full
@@ -333,15 +364,10 @@ class SharedBudget:
 
     def _map(self, t0: float, t1: float, db_now: float) -> tuple[float, float]:
         """Bounds of ``local - db`` from the recent answers: (largest lower, smallest upper)."""
-        self._samples.append((t1, t0 - db_now, t1 - db_now))
-        while self._samples and self._samples[0][0] < t1 - OFFSET_WINDOW_SECONDS:
-            self._samples.popleft()
-        lower = max(s[1] for s in self._samples)
-        upper = min(s[2] for s in self._samples)
+        lower, upper = self._samples.add(t1, t0 - db_now, t1 - db_now)
         if lower > upper:  # the clocks stepped (NTP, a resumed VM): trust the newest answer alone
-            self._samples.clear()
-            self._samples.append((t1, t0 - db_now, t1 - db_now))
-            lower, upper = t0 - db_now, t1 - db_now
+            self._samples = SlidingBounds(OFFSET_WINDOW_SECONDS)
+            lower, upper = self._samples.add(t1, t0 - db_now, t1 - db_now)
         self._lower, self._upper = lower, upper
         return lower, upper
 
