@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+import asyncio
+import contextlib
+from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
@@ -16,6 +18,7 @@ from pipeline.log import get_logger
 from pipeline.tables import EntityTable, Ref
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 
 def staged_rows(entity: EntityPlan, latest: Mapping[str, Mapping[str, Any]]) -> Iterator[tuple[Any, ...]]:
@@ -49,9 +52,18 @@ async def upsert_entities(
         change.inserted += len(latest)
         counts.tables[spec.name] = counts.tables.get(spec.name, 0) + len(latest)
         return
-    staged = list(staged_rows(entity, latest))
-    # The anti-join starts in Python: only rows whose stored hash differs are staged at all.
-    known = await stored_hashes(st, spec.name, list(latest)) if st.had[spec.name] else {}
+    # The anti-join starts in Python: only rows whose stored hash differs are staged at all. The
+    # stored hashes are asked for first and the rows hashed while the server probes its index.
+    lookup = await _sent(stored_hashes(st, spec.name, list(latest))) if st.had[spec.name] else None
+    try:
+        staged = list(staged_rows(entity, latest))
+    except BaseException:
+        if lookup is not None:
+            lookup.cancel()
+            with contextlib.suppress(BaseException):
+                await lookup
+        raise
+    known = await lookup if lookup is not None else {}
     changed = [t for t in staged if known.get(t[0]) != t[1]]
     change.unchanged += len(staged) - len(changed)
     if not changed:
@@ -63,6 +75,14 @@ async def upsert_entities(
     change.updated += result["updated"]
     change.unchanged += len(changed) - result["inserted"] - result["updated"]
     counts.tables[spec.name] = counts.tables.get(spec.name, 0) + result["inserted"] + result["updated"]
+
+
+async def _sent(query: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """``query`` started as a task and run up to its first wait (the statement is on the wire), so
+    the caller's CPU work overlaps the server's; the caller awaits the task for the answer."""
+    task = asyncio.ensure_future(query)
+    await asyncio.sleep(0)
+    return task
 
 
 def by_source_id(table: str, value: str) -> str:
