@@ -60,7 +60,7 @@ async def upsert_entities(
     except BaseException:
         if lookup is not None:
             lookup.cancel()
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # the hashing error wins
                 await lookup
         raise
     known = await lookup if lookup is not None else {}

@@ -61,7 +61,6 @@ async def test_a_hashing_error_leaves_no_lookup_running_and_the_connection_usabl
 
     def broken(entity: Any, latest: Any) -> Iterator[tuple[Any, ...]]:
         raise ValueError("cannot hash this row")
-        yield ()
 
     async with pool.acquire() as conn:
         loader = Loader(conn, "kitsu", run_id=None, owned_tables=("catalog.media",))
