@@ -242,9 +242,10 @@ async def run_cli(db_url: str) -> CliRun:
     Machine A (page_size 8) runs its nightly ``sync`` of artists (10 pages) and a hand-started
     ``backfill --full`` of categories (5 pages); machine B, with its own config (source
     ``nekos_b``, page_size 10), a ``backfill --full`` of characters (12 pages). A's sync and B's
-    backfill start together; A's backfill starts once the server has admitted 6 of their requests
-    (so a stretch of two processes is there whatever order the budget serves them in), then three
-    run until the first of them ends, then two.
+    backfill start together; A's backfill starts once the server has admitted 6 requests since
+    both of them had their first (so a stretch of two processes is there whatever order the budget
+    serves them in and however fast the third process starts), then three run until the first of
+    them ends, then two.
     """
     from pipeline.sandbox import nekos as nekos_sim
     from pipeline.sandbox.server import start_sandbox
@@ -282,9 +283,17 @@ async def run_cli(db_url: str) -> CliRun:
                 out, _ = await asyncio.wait_for(proc.communicate(), timeout=180)
                 return proc.returncode if proc.returncode is not None else -1, out.decode()
 
-            async def after_admitted(count: int, *args: str) -> tuple[int, str]:
+            def admitted_with_both(first: str, second: str) -> int:
+                """Admitted arrivals since both paths had one (the two-process stretch so far)."""
                 # The simulator's arrival log is a plain list it appends to in this event loop.
-                while sum(1 for a in service.arrivals if a.allowed) < count:  # noqa: ASYNC110
+                allowed = [a for a in service.arrivals if a.allowed]
+                paths = [a.path for a in allowed]
+                if first not in paths or second not in paths:
+                    return 0
+                return len(allowed) - max(paths.index(first), paths.index(second))
+
+            async def after_admitted(count: int, *args: str) -> tuple[int, str]:
+                while admitted_with_both("/api/artist", "/api/character") < count:  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
                 return await cli(*args)
 

@@ -6,8 +6,8 @@ process is a separate ``python -m pipeline`` with nothing in common but the data
 group. Two "machines" are two processes with separate config files (different source names, page
 sizes, one ``rate_group``): machine A runs its nightly ``sync`` (artists, 10 pages) and a
 hand-started ``backfill --full`` (categories, 5 pages), machine B a ``backfill --full``
-(characters, 12 pages). A's sync and B's backfill start together, A's backfill once 6 of their
-requests were admitted: two processes, then three until the first ends, then two
+(characters, 12 pages). A's sync and B's backfill start together, A's backfill once 6 requests
+were admitted since both had their first: two processes, then three until the first ends, then two
 (``bench.ratelimit.run_cli``, also a ``make bench`` case).
 
 Judged from the server's own arrival log (each process owns a resource, so its path names it):
