@@ -8,9 +8,11 @@ of rate-limit pauses finishes in milliseconds and still sees exact durations.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
+from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -65,7 +67,8 @@ class VirtualClock:
     """Virtual time that jumps to the next sleeper's deadline once the event loop has gone quiet.
 
     "Quiet" means ``idle_rounds`` consecutive loop iterations passed without the clock being
-    advanced; that is enough for in-memory fakes (aioresponses), not for real sockets.
+    advanced; that is enough for in-memory fakes (aioresponses), not for real sockets: wrap real
+    I/O (a database statement) in ``frozen()``, and time stands still until its answer is in.
     """
 
     def __init__(self, start_wall: float = 1_700_000_000.0, *, idle_rounds: int = 64) -> None:
@@ -76,6 +79,7 @@ class VirtualClock:
         self._order = itertools.count()
         self._ticking = False
         self._rounds_left = idle_rounds
+        self._frozen = 0  # real I/O in flight (``frozen()``): time does not move
         self.slept = 0.0  # total seconds requested through sleep(), for assertions
 
     def monotonic(self) -> float:
@@ -91,6 +95,16 @@ class VirtualClock:
         """Move time forward by hand (sleepers whose deadline passed wake up)."""
         self._now += seconds
         self._wake_due()
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Time stands still inside: real I/O in flight takes no virtual time, however slow it is."""
+        self._frozen += 1
+        try:
+            yield
+        finally:
+            self._frozen -= 1
+            self._rounds_left = self._idle_rounds  # its answer is activity: the countdown restarts
 
     async def sleep(self, seconds: float) -> None:
         if seconds <= 0:
@@ -108,6 +122,9 @@ class VirtualClock:
 
     def _tick(self) -> None:
         loop = asyncio.get_running_loop()
+        if self._frozen:
+            loop.call_soon(self._tick)
+            return
         if self._rounds_left > 0:
             self._rounds_left -= 1
             loop.call_soon(self._tick)
