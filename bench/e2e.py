@@ -501,12 +501,10 @@ def limit_note(ours: dict[str, Any], ours_rate: float, ceiling_rate: float) -> s
     if server is not None and postgres is not None:
         cores = _cores()
         busy = (ours["cpu_seconds"] + server + postgres) / (cores * ours["seconds"])
-        if busy > 0.75:
-            return (
-                f"the machine's CPU bounds it: client, sandbox and PostgreSQL kept its {cores} cores "
-                f"{busy:.0%} busy (our client {1 - waiting:.0%}); the row below gives the best share that "
-                "CPU allows"
-            )
+        return (
+            f"client, sandbox and PostgreSQL share this machine's {cores} cores and kept them {busy:.0%} "
+            f"busy (our client {1 - waiting:.0%}); the row below gives the best share that CPU allows"
+        )
     if waiting > 0.5:
         return f"ours spends {waiting:.0%} of its time waiting on the server or Postgres, not computing"
     return f"ours is bound by its own CPU ({1 - waiting:.0%} busy)"
