@@ -167,7 +167,13 @@ class Recorder:
 
 
 def launch_together(home: Path, config: Path, db_url: str, job: str, partitions: list[str]) -> list[Any]:
-    """Each partition as its own run in its own process (two run workers), started at once."""
+    """Each partition as its own run in its own process (two run workers), started at once.
+
+    The instance's storage is made here first: two workers creating its tables at the same moment
+    race in Dagster's migrations (``type "alembic_version" already exists``).
+    """
+    with dg.DagsterInstance.from_config(str(home)):
+        pass
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     procs = [
         subprocess.Popen(
