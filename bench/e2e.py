@@ -388,7 +388,7 @@ def size_figures(result: dict[str, Any]) -> tuple[list[dict[str, Any]], float]:
             round(ratio, 2),
             f">= {TARGET_RATIO:.0f}x",
             ratio >= TARGET_RATIO,
-            ratio_note(ours, ours_rate, dlt_rate, ceiling_rate, result.get("paired", [])),
+            ratio_note(ours, ours_rate, dlt_rate, ceiling_rate, result["paired"]),
         ),
         row(
             name,

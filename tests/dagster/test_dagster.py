@@ -172,8 +172,8 @@ def launch_together(home: Path, config: Path, db_url: str, job: str, partitions:
     The instance's storage is made here first: two workers creating its tables at the same moment
     race in Dagster's migrations (``type "alembic_version" already exists``).
     """
-    with dg.DagsterInstance.from_config(str(home)):
-        pass
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.get_runs(limit=1)  # reads the run storage: its tables exist before the workers look
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     procs = [
         subprocess.Popen(
